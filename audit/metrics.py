@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+AUDIT_EVENTS = Counter("sofiia_audit_events", "Audit events written, by action.", ["action"])
+AUDIT_WRITE_FAILURES = Counter(
+    "sofiia_audit_write_failures", "Audit events that could not be written, by action.", ["action"]
+)

@@ -1,0 +1,154 @@
+"""A small router that speaks the node protocol, for the default local run and the tests.
+
+Not for production. The reply is deterministic: ``"<node>/<agent>: <prompt>"``. A few agent
+names make it misbehave on purpose, so every kind of node failure can be exercised over
+real HTTP: ``slow<seconds>`` answers late, ``fail500`` answers 500, ``garbage`` answers a
+body that is not JSON, ``badjson`` answers JSON without ``response``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+INFER_PATH = re.compile(r"^/v1/agents/([^/]+)/infer$")
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class _QuietServer(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (an infer timeout) breaks the pipe of a slow answer; that is expected.
+        logger.debug("dev_router.client_gone", extra={"client": client_address})
+
+
+@dataclass
+class InferCall:
+    agent: str
+    body: dict[str, Any]
+    at: float
+
+
+def reply_text(node: str, agent: str, prompt: str) -> str:
+    return f"{node}/{agent}: {prompt}"
+
+
+@dataclass
+class DevRouter:
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    calls: list[InferCall] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def record(self, call: InferCall) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+    def calls_with(self, prompt: str) -> list[InferCall]:
+        with self._lock:
+            return [call for call in self.calls if call.body.get("prompt") == prompt]
+
+    def bind(self) -> ThreadingHTTPServer:
+        router = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "sofiia-dev-router"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                logger.debug("dev_router.request", extra={"node": router.name, "line": format % args})
+
+            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self, status: int, payload: Any) -> None:
+                self._send(status, json.dumps(payload).encode())
+
+            def do_GET(self) -> None:
+                if self.path == "/health":
+                    self._json(200, {"status": "ok", "node": router.name})
+                else:
+                    self._json(404, {"detail": "not found"})
+
+            def do_POST(self) -> None:
+                match = INFER_PATH.match(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                if not match or length > MAX_BODY_BYTES:
+                    self._json(404 if not match else 413, {"detail": "not found" if not match else "too large"})
+                    return
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    self._json(400, {"detail": "body is not JSON"})
+                    return
+                if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+                    self._json(422, {"detail": "prompt must be a string"})
+                    return
+                agent = match.group(1)
+                router.record(InferCall(agent=agent, body=body, at=time.time()))
+                self._answer(agent, body["prompt"])
+
+            def _answer(self, agent: str, prompt: str) -> None:
+                if agent.startswith("slow"):
+                    try:
+                        time.sleep(min(float(agent[4:] or "1"), 120.0))
+                    except ValueError:
+                        time.sleep(1)
+                if agent == "fail500":
+                    self._json(500, {"detail": "backend exploded"})
+                elif agent == "garbage":
+                    self._send(200, b"<html>not json at all", "text/html")
+                elif agent == "badjson":
+                    self._json(200, {"unexpected": True})
+                else:
+                    self._json(
+                        200,
+                        {
+                            "response": reply_text(router.name, agent, prompt),
+                            "model": "dev-echo",
+                            "tokens_used": len(prompt.split()),
+                            "backend": "dev-router",
+                        },
+                    )
+
+        server = _QuietServer((self.host, self.port), Handler)
+        self.port = server.server_address[1]
+        self._server = server
+        return server
+
+    def start(self) -> DevRouter:
+        """Serve in a background thread (for tests)."""
+        server = self.bind()
+        threading.Thread(target=server.serve_forever, name=f"dev-router-{self.name}", daemon=True).start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.bind().serve_forever()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from chats.errors import OperatorExists
+from chats.services import operator_create
+
+
+class Command(BaseCommand):
+    help = "Create an operator. With --token, the last line of output is the operator's API token alone."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username", help="Login name of the operator.")
+        parser.add_argument("--password", help="Password for the web console (omit for an API-only operator).")
+        parser.add_argument("--token", action="store_true", help="Issue an API token and print it last.")
+        parser.add_argument(
+            "--exist-ok",
+            action="store_true",
+            help="Do not fail when the operator exists; print its current token with --token.",
+        )
+
+    def handle(
+        self, *args: Any, username: str, password: str | None, token: bool, exist_ok: bool, **options: Any
+    ) -> None:
+        try:
+            get_user_model().username_validator(username)
+        except ValidationError as exc:
+            raise CommandError(f"invalid username {username!r}: {' '.join(exc.messages)}") from None
+        if len(username) > 150:
+            raise CommandError("username must be at most 150 characters")
+        try:
+            result = operator_create(username=username, password=password, with_token=token, exist_ok=exist_ok)
+        except OperatorExists as exc:
+            raise CommandError(f"{exc.detail} Use --exist-ok to keep it.") from None
+        verb = "Created" if result.created else "Kept existing"
+        self.stdout.write(f"{verb} operator {username}.")
+        if result.token is not None:
+            self.stdout.write(result.token)

@@ -1,0 +1,23 @@
+"""Prometheus metrics of the send path. Multiprocess-safe under gunicorn (see gunicorn.conf.py)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+INFER_REQUESTS = Counter(
+    "sofiia_infer_requests",
+    "Infer calls to router nodes, by node and outcome.",
+    ["node", "outcome"],
+)
+INFER_DURATION = Histogram(
+    "sofiia_infer_duration_seconds",
+    "Duration of infer calls to router nodes.",
+    ["node"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60),
+)
+SEND_DURATION = Histogram(
+    "sofiia_send_duration_seconds",
+    "Duration of the send service, node call included, by outcome.",
+    ["outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60),
+)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Chat(models.Model):
+    """A conversation of one operator with one agent on one router node."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="chats")
+    title = models.CharField(max_length=200)
+    agent = models.CharField(max_length=64)
+    node = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # GET /api/chats: the owner's chats in (created_at, id) keyset order.
+            models.Index(fields=["owner", "-created_at", "-id"], name="chat_owner_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title} ({self.agent}@{self.node})"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        OPERATOR = "operator"
+        AGENT = "agent"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    text = models.TextField()
+    ts = models.DateTimeField(default=timezone.now)
+    node = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    # Operator messages only: who sent it, with which Idempotency-Key, and its delivery state.
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    delivery_started_at = models.DateTimeField(null=True, blank=True)
+    failure = models.CharField(max_length=32, blank=True, default="")
+    # Agent messages only: the operator message this one answers.
+    reply_to = models.OneToOneField("self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply")
+
+    class Meta:
+        indexes = [
+            # GET /api/chats/{id}/messages: the chat's messages in (ts, id) keyset order.
+            models.Index(fields=["chat", "-ts", "-id"], name="message_chat_ts_idx"),
+        ]
+        constraints = [
+            # The database's own guard for exactly-once sends: whatever the idempotency
+            # cache knows or forgets, one key yields at most one operator message.
+            models.UniqueConstraint(
+                fields=["chat", "operator", "idempotency_key"],
+                condition=Q(role="operator", idempotency_key__isnull=False),
+                name="message_unique_idempotency_key",
+            ),
+            models.CheckConstraint(condition=Q(role__in=["operator", "agent"]), name="message_role_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "delivered", "failed"]), name="message_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.role} in chat {self.chat_id} ({self.status})"

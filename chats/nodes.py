@@ -1,0 +1,66 @@
+"""The registry of router nodes (``SOFIIA_NODES``) and their health probe."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import requests
+from django.conf import settings
+from django.core.cache import cache
+
+from chats.transport import http_session
+
+NODE_STATUS_CACHE_KEY = "sofiia:node-status"
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    status: str  # "up" | "down"
+    latency_ms: int | None
+
+
+def node_names() -> list[str]:
+    return list(settings.SOFIIA_NODES)
+
+
+def node_url(name: str) -> str:
+    return settings.SOFIIA_NODES[name]
+
+
+def node_exists(name: str) -> bool:
+    return name in settings.SOFIIA_NODES
+
+
+def default_node() -> str:
+    return settings.SOFIIA_DEFAULT_NODE
+
+
+def node_probe(name: str, *, timeout: float | None = None) -> NodeStatus:
+    """``GET {node}/health``: up when it answers 200 within the probe timeout."""
+    timeout = settings.SOFIIA_NODE_PROBE_TIMEOUT if timeout is None else timeout
+    started = time.monotonic()
+    try:
+        response = http_session().get(f"{node_url(name)}/health", timeout=timeout)
+        response.close()
+    except requests.RequestException:
+        return NodeStatus(name=name, status="down", latency_ms=None)
+    latency_ms = round((time.monotonic() - started) * 1000)
+    if response.status_code != 200:
+        return NodeStatus(name=name, status="down", latency_ms=latency_ms)
+    return NodeStatus(name=name, status="up", latency_ms=latency_ms)
+
+
+def node_statuses(*, use_cache: bool = True) -> list[NodeStatus]:
+    """Every node's status, probed in parallel and cached for a few seconds."""
+    if use_cache:
+        cached = cache.get(NODE_STATUS_CACHE_KEY)
+        if cached is not None:
+            return [NodeStatus(**item) for item in cached]
+    names = node_names()
+    with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+        statuses = list(pool.map(node_probe, names))
+    cache.set(NODE_STATUS_CACHE_KEY, [asdict(s) for s in statuses], settings.SOFIIA_NODE_STATUS_CACHE_SECONDS)
+    return statuses

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from chats import api
+
+urlpatterns = [
+    path("chats", api.ChatListCreateApi.as_view(), name="chat-list"),
+    path("chats/<id:chat_id>", api.ChatDetailApi.as_view(), name="chat-detail"),
+    path("chats/<id:chat_id>/messages", api.MessageListApi.as_view(), name="chat-messages"),
+    path("chats/<id:chat_id>/send", api.ChatSendApi.as_view(), name="chat-send"),
+    path("nodes", api.NodeListApi.as_view(), name="node-list"),
+]

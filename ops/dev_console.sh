@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Start Sofiia Console for local development: SQLite under var/, in-memory backends, two dev
+# router nodes (NODA1 on :9102, NODA2 on :9103) and a demo operator. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+export DJANGO_DEBUG=${DJANGO_DEBUG:-1}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+
+"$PYTHON" manage.py migrate --noinput -v0
+"$PYTHON" manage.py collectstatic --noinput -v0
+TOKEN=$("$PYTHON" manage.py create_operator demo --password demo --token --exist-ok | tail -n 1)
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+"$PYTHON" manage.py run_dev_router --port 9102 --name NODA1 >/dev/null &
+pids+=($!)
+"$PYTHON" manage.py run_dev_router --port 9103 --name NODA2 >/dev/null &
+pids+=($!)
+
+cat <<BANNER
+
+  Sofiia Console      http://$HOST:$PORT/console/   (log in as demo / demo)
+  Dev router nodes    NODA1 http://127.0.0.1:9102   NODA2 http://127.0.0.1:9103
+  Demo operator token $TOKEN
+
+  export SOFIIA_TOKEN=$TOKEN
+
+BANNER
+"$PYTHON" manage.py runserver "$HOST:$PORT"

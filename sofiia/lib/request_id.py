@@ -1,0 +1,82 @@
+"""Request context: the request id (taken from ``X-Request-ID`` when sane, generated
+otherwise, echoed back), the client address and user agent. Log lines and audit events
+read it from a context variable, so services never need the request object."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from django.http import HttpRequest, HttpResponse
+
+from sofiia.lib.client_ip import client_ip
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str
+    ip: str | None
+    user_agent: str
+
+
+request_context_var: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
+access_logger = logging.getLogger("sofiia.access")
+
+
+def current_request() -> RequestContext | None:
+    return request_context_var.get()
+
+
+def current_request_id() -> str | None:
+    context = request_context_var.get()
+    return context.request_id if context else None
+
+
+def request_id_from(request: HttpRequest) -> str:
+    supplied = request.headers.get(REQUEST_ID_HEADER, "")
+    if _VALID_REQUEST_ID.match(supplied):
+        return supplied
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Sets the request context and writes one access log line when the request is answered."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        context = RequestContext(
+            request_id=request_id_from(request),
+            ip=client_ip(request),
+            user_agent=request.headers.get("User-Agent", "")[:512],
+        )
+        request.request_id = context.request_id  # type: ignore[attr-defined]
+        token = request_context_var.set(context)
+        started = time.monotonic()
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = context.request_id
+            user = getattr(request, "user", None)
+            access_logger.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    "operator": user.get_username() if user is not None and user.is_authenticated else None,
+                    "ip": context.ip,
+                },
+            )
+            return response
+        finally:
+            request_context_var.reset(token)

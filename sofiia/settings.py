@@ -1,0 +1,263 @@
+"""Sofiia Console settings, read from the environment (see README.md for the table).
+
+A malformed variable raises ``ImproperlyConfigured`` naming it; ``manage.py``,
+``wsgi.py`` and ``gunicorn.conf.py`` turn that into a single line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+from sofiia.lib.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_rate,
+    env_secret,
+    env_str,
+    parse_nodes,
+)
+
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+# --- Core Django -------------------------------------------------------------------------
+
+DEV_SECRET_KEY = "django-insecure-sofiia-dev-only-never-use-in-production"  # noqa: S105
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY") or ""
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY: required when DJANGO_DEBUG is off")
+    SECRET_KEY = DEV_SECRET_KEY
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_prometheus",
+    "chats",
+    "audit",
+    "ratelimit",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "sofiia.lib.request_id.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "sofiia.lib.errors.ApiJsonErrorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "sofiia.urls"
+WSGI_APPLICATION = "sofiia.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------
+
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'sofiia.sqlite3'}")
+
+
+def _database(url: str) -> dict[str, Any]:
+    try:
+        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True))
+    except (ValueError, KeyError) as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL: cannot parse it ({exc})") from None
+    engine = config.get("ENGINE", "")
+    if engine == "django.db.backends.sqlite3":
+        if not config.get("NAME"):
+            raise ImproperlyConfigured("DATABASE_URL: an SQLite URL needs a file path")
+        Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        config["OPTIONS"] = {
+            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the
+            # busy timeout instead of failing a lock upgrade with "database is locked".
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    elif engine == "django.db.backends.postgresql":
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("connect_timeout", 5)
+        options.setdefault("application_name", "sofiia-console")
+    else:
+        raise ImproperlyConfigured(f"DATABASE_URL: only sqlite:// and postgres:// are supported, got {engine!r}")
+    return config
+
+
+DATABASES = {"default": _database(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Caches and backends -----------------------------------------------------------------
+
+BACKENDS = ("inmemory", "redis")
+SOFIIA_REDIS_URL = env_str("SOFIIA_REDIS_URL", "redis://127.0.0.1:6379/0")
+if not SOFIIA_REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"SOFIIA_REDIS_URL: expected a redis:// URL, got {SOFIIA_REDIS_URL!r}")
+SOFIIA_IDEMPOTENCY_BACKEND = env_choice("SOFIIA_IDEMPOTENCY_BACKEND", "inmemory", BACKENDS)
+SOFIIA_RATE_LIMIT_BACKEND = env_choice("SOFIIA_RATE_LIMIT_BACKEND", "inmemory", BACKENDS)
+
+
+def _cache(backend: str, prefix: str) -> dict[str, Any]:
+    if backend == "redis":
+        return {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": SOFIIA_REDIS_URL,
+            "KEY_PREFIX": prefix,
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # Fail fast: a send must not hang on an unreachable Redis.
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+            },
+        }
+    return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": prefix}
+
+
+CACHES = {
+    "default": _cache("inmemory", "sofiia"),
+    "idempotency": _cache(SOFIIA_IDEMPOTENCY_BACKEND, "sofiia-idem"),
+    "ratelimit": _cache(SOFIIA_RATE_LIMIT_BACKEND, "sofiia-rl"),
+}
+
+# --- Product settings --------------------------------------------------------------------
+
+SOFIIA_NODES = parse_nodes(
+    "SOFIIA_NODES", env_str("SOFIIA_NODES", "NODA1=http://127.0.0.1:9102,NODA2=http://127.0.0.1:9103")
+)
+SOFIIA_DEFAULT_NODE = env_str("SOFIIA_DEFAULT_NODE", next(iter(SOFIIA_NODES)))
+if SOFIIA_DEFAULT_NODE not in SOFIIA_NODES:
+    raise ImproperlyConfigured(
+        f"SOFIIA_DEFAULT_NODE: {SOFIIA_DEFAULT_NODE!r} is not one of SOFIIA_NODES ({', '.join(SOFIIA_NODES)})"
+    )
+SOFIIA_INFER_TIMEOUT = env_float("SOFIIA_INFER_TIMEOUT", 30.0)
+SOFIIA_NODE_PROBE_TIMEOUT = 1.0
+SOFIIA_NODE_STATUS_CACHE_SECONDS = 5
+
+SOFIIA_RATE_LIMIT_CHAT = env_rate("SOFIIA_RATE_LIMIT_CHAT", "30/60")
+SOFIIA_RATE_LIMIT_OPERATOR = env_rate("SOFIIA_RATE_LIMIT_OPERATOR", "120/60")
+SOFIIA_RATE_LIMIT_FAIL_OPEN = env_bool("SOFIIA_RATE_LIMIT_FAIL_OPEN", True)
+SOFIIA_IDEMPOTENCY_TTL = env_int("SOFIIA_IDEMPOTENCY_TTL", 86400, minimum=1)
+
+SOFIIA_AUDIT_KEYS = env_list("SOFIIA_AUDIT_KEYS", [])
+SOFIIA_AUDIT_RETENTION_DAYS = env_int("SOFIIA_AUDIT_RETENTION_DAYS", 90, minimum=1)
+SOFIIA_TRUSTED_PROXIES = env_list("SOFIIA_TRUSTED_PROXIES", [])
+for _proxy in SOFIIA_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"SOFIIA_TRUSTED_PROXIES: {_proxy!r} is not an address or network") from None
+
+SOFIIA_VERSION = env_str("SOFIIA_VERSION", "")
+
+# --- API ---------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "sofiia.lib.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "sofiia.lib.errors.api_exception_handler",
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# A send body is at most 16,000 characters; 1 MiB leaves room for JSON escaping.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+# --- Security ----------------------------------------------------------------------------
+
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# TLS ends at the proxy, which sets X-Forwarded-Proto for the requests it forwards.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^metrics$"]
+SESSION_COOKIE_SECURE = not DEBUG and SECURE_SSL_REDIRECT
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0, minimum=0)
+
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:chat-list"
+LOGOUT_REDIRECT_URL = "console:login"
+
+# --- I18N, static ------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic fills it; WhiteNoise serves it
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Logging: one JSON object per line on stdout -----------------------------------------
+
+LOG_LEVEL = env_choice("SOFIIA_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "sofiia.lib.logging.RequestIdFilter"}},
+    "formatters": {"json": {"()": "sofiia.lib.logging.JsonFormatter"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+            "filters": ["request_id"],
+        },
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # Request errors are logged once, by the API error middleware, with context.
+        "django.request": {"handlers": ["stdout"], "level": "ERROR", "propagate": False},
+        # runserver's request lines would duplicate the sofiia.access lines.
+        "django.server": {"handlers": ["stdout"], "level": "ERROR", "propagate": False},
+    },
+}

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import include, path, register_converter
+from django.views.generic import RedirectView
+
+from sofiia import health
+from sofiia.lib.converters import IdConverter
+
+register_converter(IdConverter, "id")
+
+urlpatterns = [
+    path("api/health", health.health, name="health"),
+    path("api/", include("chats.urls")),
+    path("console/", include("chats.console_urls")),
+    path("admin/", admin.site.urls),
+    path("", include("django_prometheus.urls")),
+    path("", RedirectView.as_view(pattern_name="console:chat-list"), name="home"),
+]

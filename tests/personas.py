@@ -1,0 +1,44 @@
+"""Test personas: operators with an API client that carries their token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from chats.services import operator_create
+
+
+@dataclass
+class Persona:
+    user: User
+    token: str
+    password: str
+    api: APIClient
+
+    @property
+    def username(self) -> str:
+        return self.user.get_username()
+
+    def new_chat(self, *, title: str = "a chat", agent: str = "echo", node: str | None = "NODA1") -> dict[str, Any]:
+        body: dict[str, Any] = {"title": title, "agent": agent}
+        if node is not None:
+            body["node"] = node
+        response = self.api.post("/api/chats", body, format="json")
+        assert response.status_code == 201, response.content
+        return response.json()  # type: ignore[no-any-return]
+
+    def send(self, chat_id: int, text: str, *, key: str | None, **extra: Any) -> Any:
+        headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
+        return self.api.post(f"/api/chats/{chat_id}/send", {"text": text}, format="json", **headers, **extra)
+
+
+def make_persona(username: str) -> Persona:
+    password = f"{username}-correct-horse-battery"
+    created = operator_create(username=username, password=password, with_token=True)
+    assert created.token is not None
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {created.token}")
+    return Persona(user=created.operator, token=created.token, password=password, api=client)  # type: ignore[arg-type]
