@@ -15,10 +15,22 @@ TOKEN=$("$PYTHON" manage.py create_operator demo --password demo --token --exist
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
-"$PYTHON" manage.py run_dev_router --port 9102 --name NODA1 >/dev/null &
-pids+=($!)
-"$PYTHON" manage.py run_dev_router --port 9103 --name NODA2 >/dev/null &
-pids+=($!)
+start_router() {  # start_router NAME PORT
+  if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
+    echo "FAIL: port $2 for $1 is already taken (an earlier run still going?)" >&2
+    exit 1
+  fi
+  "$PYTHON" manage.py run_dev_router --port "$2" --name "$1" >/dev/null &
+  pids+=($!)
+  for _ in $(seq 1 50); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "FAIL: dev router $1 did not start on port $2" >&2
+  exit 1
+}
+start_router NODA1 9102
+start_router NODA2 9103
 
 cat <<BANNER
 
