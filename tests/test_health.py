@@ -6,13 +6,16 @@ import requests
 from sofiia import __version__
 
 
-def test_health_reports_each_check(db, client):
+def test_health_reports_each_check(db, client, settings):
     response = client.get("/api/health")
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok",
         "checks": {"database": "ok", "cache": "ok", "idempotency": "ok", "ratelimit": "ok"},
-        "backends": {"idempotency": "inmemory", "ratelimit": "inmemory"},
+        "backends": {
+            "idempotency": settings.SOFIIA_IDEMPOTENCY_BACKEND,
+            "ratelimit": settings.SOFIIA_RATE_LIMIT_BACKEND,
+        },
         "version": __version__,
     }
     assert "no-cache" in response["Cache-Control"]
