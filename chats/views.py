@@ -14,6 +14,7 @@ from chats.models import Chat
 from chats.nodes import node_statuses
 from chats.selectors import chat_get_for_operator, chat_list_for_operator, message_list_for_chat
 from chats.services import chat_create, message_send
+from ratelimit.services import ratelimit_hit
 from sofiia.lib.auth import authenticated_operator
 from sofiia.lib.errors import ApplicationError
 from sofiia.lib.pagination import keyset_page
@@ -66,6 +67,7 @@ def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def chat_send(request: HttpRequest, chat_id: int) -> HttpResponse:
+    operator = authenticated_operator(request)
     chat = _chat_or_404(request, chat_id)
     form = SendForm(request.POST)
     if not form.is_valid():
@@ -73,9 +75,16 @@ def chat_send(request: HttpRequest, chat_id: int) -> HttpResponse:
             for error in errors:
                 messages.error(request, str(error))
         return redirect("console:chat-detail", chat_id=chat.pk)
+    limit = ratelimit_hit(operator=operator, chat_id=chat.pk)
+    if not limit.allowed:
+        if limit.backend_failed:
+            messages.error(request, "Rate limits cannot be checked right now; retry shortly.")
+        else:
+            messages.error(request, f"Too many sends for this {limit.blocked_scope}; retry in {limit.retry_after} s.")
+        return redirect("console:chat-detail", chat_id=chat.pk)
     try:
         message_send(
-            operator=authenticated_operator(request),
+            operator=operator,
             chat=chat,
             text=form.cleaned_data["text"],
             idempotency_key=form.cleaned_data["idempotency_key"],

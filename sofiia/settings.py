@@ -70,6 +70,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The send path: the idempotency check first (replays spend no quota), then the limiter.
+    "chats.middleware.IdempotencyMiddleware",
+    "ratelimit.middleware.RateLimitMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -135,7 +138,11 @@ SOFIIA_IDEMPOTENCY_BACKEND = env_choice("SOFIIA_IDEMPOTENCY_BACKEND", "inmemory"
 SOFIIA_RATE_LIMIT_BACKEND = env_choice("SOFIIA_RATE_LIMIT_BACKEND", "inmemory", BACKENDS)
 
 
-def _cache(backend: str, prefix: str) -> dict[str, Any]:
+IDEMPOTENCY_CACHE_PREFIX = "sofiia-idem"
+RATE_LIMIT_CACHE_PREFIX = "sofiia-rl"
+
+
+def backend_cache(backend: str, prefix: str) -> dict[str, Any]:
     if backend == "redis":
         return {
             "BACKEND": "django_redis.cache.RedisCache",
@@ -152,9 +159,9 @@ def _cache(backend: str, prefix: str) -> dict[str, Any]:
 
 
 CACHES = {
-    "default": _cache("inmemory", "sofiia"),
-    "idempotency": _cache(SOFIIA_IDEMPOTENCY_BACKEND, "sofiia-idem"),
-    "ratelimit": _cache(SOFIIA_RATE_LIMIT_BACKEND, "sofiia-rl"),
+    "default": backend_cache("inmemory", "sofiia"),
+    "idempotency": backend_cache(SOFIIA_IDEMPOTENCY_BACKEND, IDEMPOTENCY_CACHE_PREFIX),
+    "ratelimit": backend_cache(SOFIIA_RATE_LIMIT_BACKEND, RATE_LIMIT_CACHE_PREFIX),
 }
 
 # --- Product settings --------------------------------------------------------------------

@@ -4,12 +4,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from chats.devrouter import DevRouter
+from sofiia.settings import IDEMPOTENCY_CACHE_PREFIX, RATE_LIMIT_CACHE_PREFIX, backend_cache
+from tests.caches import clear_caches
 from tests.live import LiveConsole
 from tests.personas import Persona, make_persona
+from tests.redis_server import DisposableRedis
 
 
 @pytest.fixture(scope="session")
@@ -37,13 +39,23 @@ def nodes(settings: Any, dev_routers: dict[str, DevRouter]) -> dict[str, DevRout
     settings.SOFIIA_DEFAULT_NODE = "NODA1"
     for router in dev_routers.values():
         router.calls.clear()
-    for alias in ("default", "idempotency", "ratelimit"):
-        cache = caches[alias]
-        if hasattr(cache, "delete_pattern"):
-            cache.delete_pattern("*")  # only this cache's prefixed keys, never the whole Redis database
-        else:
-            cache.clear()
+    clear_caches()
     return dev_routers
+
+
+@pytest.fixture(params=["inmemory", "redis"])
+def send_backend(request: Any, settings: Any) -> str:
+    """Run the test with the idempotency and rate-limit caches on each backend."""
+    kind: str = request.param
+    settings.SOFIIA_IDEMPOTENCY_BACKEND = kind
+    settings.SOFIIA_RATE_LIMIT_BACKEND = kind
+    settings.CACHES = {
+        **settings.CACHES,
+        "idempotency": backend_cache(kind, IDEMPOTENCY_CACHE_PREFIX),
+        "ratelimit": backend_cache(kind, RATE_LIMIT_CACHE_PREFIX),
+    }
+    clear_caches()
+    return kind
 
 
 @pytest.fixture
@@ -59,6 +71,14 @@ def bob(db: None) -> Persona:
 @pytest.fixture
 def anonymous(db: None) -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def disposable_redis() -> Iterator[DisposableRedis]:
+    """A Redis server of the test's own, which it may stop."""
+    server = DisposableRedis()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -29,10 +29,11 @@ class BearerTokenAuthentication(TokenAuthentication):
         if memo is _UNSET:
             try:
                 memo = super().authenticate(request)
-            except APIException:
-                setattr(django_request, _MEMO_ATTRIBUTE, None)
-                raise
+            except APIException as exc:
+                memo = exc
             setattr(django_request, _MEMO_ATTRIBUTE, memo)
+        if isinstance(memo, APIException):
+            raise memo
         return memo  # type: ignore[return-value]
 
 

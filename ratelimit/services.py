@@ -1,0 +1,168 @@
+"""Send rate limits per chat (``SOFIIA_RATE_LIMIT_CHAT``) and per operator
+(``SOFIIA_RATE_LIMIT_OPERATOR``); see ``ratelimit.limiter`` for the algorithm."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from functools import cache
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.cache import caches
+
+from audit.services import audit_record
+from ratelimit.limiter import Backend, InMemorySlidingWindow, Outcome, RedisSlidingWindow, Window
+from ratelimit.metrics import RATELIMIT_BACKEND_ERRORS, RATELIMIT_REQUESTS
+
+logger = logging.getLogger(__name__)
+
+CACHE_ALIAS = "ratelimit"
+BACKEND_ERROR_LOG_INTERVAL = 10.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one send. ``outcome`` is ``None`` when the backend failed (fail-open)."""
+
+    allowed: bool
+    windows: tuple[Window, ...]
+    outcome: Outcome | None
+    blocked_scope: str | None = None
+    retry_after: int = 0
+    backend_failed: bool = False
+
+
+@cache
+def _backend(kind: str) -> Backend:
+    if kind == "redis":
+        from django_redis import get_redis_connection
+
+        return RedisSlidingWindow(
+            lambda: get_redis_connection(CACHE_ALIAS), lambda key: caches[CACHE_ALIAS].make_key(key)
+        )
+    return InMemorySlidingWindow()
+
+
+def limiter_backend() -> Backend:
+    return _backend(settings.SOFIIA_RATE_LIMIT_BACKEND)
+
+
+def limiter_reset() -> None:
+    """Forget the in-process limiter state (the Redis state lives in the ``ratelimit`` cache)."""
+    _backend.cache_clear()
+
+
+def send_windows(*, operator_id: int, chat_id: int) -> tuple[Window, ...]:
+    # The chat scope is keyed by operator too: chats have one owner, so nothing changes for
+    # them, but nobody can spend the quota of someone else's chat by sending to its id.
+    chat, operator = settings.SOFIIA_RATE_LIMIT_CHAT, settings.SOFIIA_RATE_LIMIT_OPERATOR
+    return (
+        Window("chat", f"chat:{chat_id}:op:{operator_id}", chat.limit, chat.window),
+        Window("operator", f"op:{operator_id}", operator.limit, operator.window),
+    )
+
+
+class _BackendErrorLog:
+    """Log a failing backend once per burst, not once per request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = -math.inf
+        self._suppressed = 0
+
+    def failed(self, exc: BaseException) -> None:
+        RATELIMIT_BACKEND_ERRORS.inc()
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < BACKEND_ERROR_LOG_INTERVAL:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        logger.error(
+            "ratelimit.backend_error",
+            extra={
+                "backend": settings.SOFIIA_RATE_LIMIT_BACKEND,
+                "fail_open": settings.SOFIIA_RATE_LIMIT_FAIL_OPEN,
+                "error": str(exc)[:300],
+                "suppressed_since_last": suppressed,
+            },
+        )
+
+
+_backend_errors = _BackendErrorLog()
+
+
+def _backend_exceptions() -> tuple[type[BaseException], ...]:
+    from django_redis.exceptions import ConnectionInterrupted
+    from redis.exceptions import RedisError
+
+    return (RedisError, ConnectionInterrupted, OSError)
+
+
+def _acquire(windows: tuple[Window, ...], *, consume: bool) -> Decision:
+    try:
+        outcome = limiter_backend().acquire(windows, consume=consume)
+    except _backend_exceptions() as exc:
+        _backend_errors.failed(exc)
+        allowed = bool(settings.SOFIIA_RATE_LIMIT_FAIL_OPEN)
+        return Decision(allowed=allowed, windows=windows, outcome=None, backend_failed=True)
+    if outcome.allowed:
+        return Decision(allowed=True, windows=windows, outcome=outcome)
+    assert outcome.blocked_scope is not None
+    retry_after = max(1, math.ceil(outcome.state(outcome.blocked_scope).reset_after))
+    return Decision(
+        allowed=False, windows=windows, outcome=outcome, blocked_scope=outcome.blocked_scope, retry_after=retry_after
+    )
+
+
+def ratelimit_hit(*, operator: User, chat_id: int) -> Decision:
+    """Spend one send of the operator's quota and of the chat's, or refuse without spending.
+
+    A refusal is counted, logged and audited (``ratelimit.block``).
+    """
+    windows = send_windows(operator_id=operator.pk, chat_id=chat_id)
+    decision = _acquire(windows, consume=True)
+    if decision.backend_failed:
+        return decision
+    if decision.allowed:
+        for window in windows:
+            RATELIMIT_REQUESTS.labels(scope=window.scope, decision="allowed").inc()
+        return decision
+    scope = decision.blocked_scope
+    window = next(w for w in windows if w.scope == scope)
+    RATELIMIT_REQUESTS.labels(scope=scope, decision="blocked").inc()
+    details = {"scope": scope, "limit": window.limit, "window": window.seconds, "retry_after": decision.retry_after}
+    logger.warning("ratelimit.block", extra={"operator": operator.get_username(), "chat_id": chat_id, **details})
+    audit_record(
+        actor=operator.get_username(),
+        action="ratelimit.block",
+        outcome="blocked",
+        target_type="chat",
+        target_id=chat_id,
+        chat_id=chat_id,
+        details=details,
+    )
+    return decision
+
+
+def ratelimit_peek(*, operator: User, chat_id: int) -> Decision:
+    """The current quota without spending any (for answers that are not counted, like replays)."""
+    return _acquire(send_windows(operator_id=operator.pk, chat_id=chat_id), consume=False)
+
+
+def ratelimit_headers(decision: Decision) -> dict[str, str]:
+    """IETF ``RateLimit-Policy`` and ``RateLimit`` headers (structured-field lists, one item per scope).
+
+    ``r`` is the remaining quota; ``t`` the seconds until the oldest counted send leaves the
+    window, i.e. until one more send is possible when ``r`` is 0.
+    """
+    headers = {"RateLimit-Policy": ", ".join(f'"{w.scope}";q={w.limit};w={w.seconds}' for w in decision.windows)}
+    if decision.outcome is not None:
+        headers["RateLimit"] = ", ".join(
+            f'"{s.scope}";r={s.remaining};t={math.ceil(s.reset_after)}' for s in decision.outcome.states
+        )
+    return headers
