@@ -44,6 +44,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 
 INSTALLED_APPS = [
+    "sofiia",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -218,13 +219,18 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 # TLS ends at the proxy, which sets X-Forwarded-Proto for the requests it forwards.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^metrics$"]
-SESSION_COOKIE_SECURE = not DEBUG and SECURE_SSL_REDIRECT
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0, minimum=0)
+if not SECURE_SSL_REDIRECT:
+    # The documented deployment terminates TLS at the proxy (ops/Caddyfile), which also
+    # redirects HTTP to HTTPS and sends HSTS; the app serves plain HTTP on the inside.
+    SILENCED_SYSTEM_CHECKS = ["security.W004", "security.W008"]
+# Console cookies travel over HTTPS only, except in development.
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0, minimum=0)
 
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:chat-list"

@@ -1,0 +1,166 @@
+"""Release preflight: is this configuration fit to serve? One verdict per check.
+
+Each check returns PASS, WARN or FAIL with a short reason. ``manage.py preflight`` prints
+them and fails on a FAIL (and, with ``--strict``, on a WARN too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from django.conf import settings
+from django.core import checks as django_checks
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+
+from chats.nodes import node_names, node_probe
+from sofiia.health import check_backend
+
+Verdict = Literal["PASS", "WARN", "FAIL"]
+
+MIN_SECRET_KEY_LENGTH = 50
+MIN_AUDIT_KEY_LENGTH = 32
+NODE_PROBE_TIMEOUT = 3.0
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.verdict}  {self.name} — {self.detail}"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What the configuration will run as: workers per instance and instances."""
+
+    workers: int
+    instances: int
+
+    @property
+    def processes(self) -> int:
+        return self.workers * self.instances
+
+
+def check_debug() -> Check:
+    if settings.DEBUG:
+        return Check("debug", "FAIL", "DJANGO_DEBUG is on: tracebacks and settings would be shown to clients")
+    return Check("debug", "PASS", "off")
+
+
+def check_secret_key() -> Check:
+    key: str = settings.SECRET_KEY
+    if key == settings.DEV_SECRET_KEY:
+        return Check("secret key", "FAIL", "the development key is in use: set DJANGO_SECRET_KEY")
+    if len(key) < MIN_SECRET_KEY_LENGTH or len(set(key)) < 5:
+        return Check("secret key", "FAIL", f"too weak: use at least {MIN_SECRET_KEY_LENGTH} random characters")
+    return Check("secret key", "PASS", f"set, {len(key)} characters")
+
+
+def check_allowed_hosts() -> Check:
+    hosts: list[str] = settings.ALLOWED_HOSTS
+    if not hosts:
+        return Check("allowed hosts", "FAIL", "DJANGO_ALLOWED_HOSTS is empty: every request would be refused")
+    if "*" in hosts:
+        return Check("allowed hosts", "FAIL", "'*' accepts any Host header")
+    if set(hosts) <= _LOOPBACK_HOSTS:
+        return Check("allowed hosts", "WARN", "only loopback names: the console answers no public name")
+    return Check("allowed hosts", "PASS", ", ".join(hosts))
+
+
+def check_database() -> Check:
+    connection = connections[DEFAULT_DB_ALIAS]
+    try:
+        connection.ensure_connection()
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except Exception as exc:
+        return Check("database", "FAIL", f"unreachable: {str(exc).strip().splitlines()[0][:200]}")
+    vendor = connection.vendor
+    if plan:
+        pending = ", ".join(f"{m.app_label}.{m.name}" for m, _ in plan[:5])
+        return Check("database", "FAIL", f"{vendor}: {len(plan)} migration(s) not applied ({pending})")
+    return Check("database", "PASS", f"{vendor}, reachable, migrated")
+
+
+def _backend_check(alias: str, setting: str, deployment: Deployment) -> Check:
+    name = f"{alias} backend"
+    backend: str = getattr(settings, setting)
+    if backend == "redis":
+        if check_backend(alias) != "ok":
+            return Check(name, "FAIL", f"redis at {_redacted(settings.SOFIIA_REDIS_URL)} does not answer")
+        return Check(name, "PASS", "redis, reachable")
+    if deployment.processes > 1:
+        return Check(
+            name,
+            "WARN",
+            f"inmemory with {deployment.workers} worker(s) x {deployment.instances} instance(s): "
+            "state is not shared between processes; use redis",
+        )
+    return Check(name, "PASS", "inmemory, one process")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user + ':***@' if user else '***@'}{host}"
+
+
+def check_audit_keys() -> Check:
+    keys: list[str] = settings.SOFIIA_AUDIT_KEYS
+    if not keys:
+        return Check("audit keys", "FAIL", "SOFIIA_AUDIT_KEYS is empty: the audit API refuses everyone")
+    short = sum(1 for key in keys if len(key) < MIN_AUDIT_KEY_LENGTH)
+    if short:
+        return Check("audit keys", "FAIL", f"{short} key(s) shorter than {MIN_AUDIT_KEY_LENGTH} characters")
+    return Check("audit keys", "PASS", f"{len(keys)} key(s)")
+
+
+def check_nodes() -> Iterator[Check]:
+    for name in node_names():
+        status = node_probe(name, timeout=NODE_PROBE_TIMEOUT)
+        if status.status == "up":
+            yield Check(f"node {name}", "PASS", f"up, {status.latency_ms} ms")
+        else:
+            yield Check(f"node {name}", "FAIL", f"{settings.SOFIIA_NODES[name]}/health does not answer 200")
+
+
+def check_deploy() -> Check:
+    messages = django_checks.run_checks(include_deployment_checks=True)
+    errors = [m for m in messages if m.is_serious() and not m.is_silenced()]
+    warnings = [m for m in messages if not m.is_serious() and not m.is_silenced()]
+    if errors:
+        return Check("check --deploy", "FAIL", "; ".join(f"{m.id}: {m.msg}" for m in errors)[:400])
+    if warnings:
+        return Check("check --deploy", "WARN", ", ".join(str(m.id) for m in warnings))
+    return Check("check --deploy", "PASS", "no issues")
+
+
+def run_preflight(deployment: Deployment) -> list[Check]:
+    return [
+        check_debug(),
+        check_secret_key(),
+        check_allowed_hosts(),
+        check_database(),
+        _backend_check("idempotency", "SOFIIA_IDEMPOTENCY_BACKEND", deployment),
+        _backend_check("ratelimit", "SOFIIA_RATE_LIMIT_BACKEND", deployment),
+        check_audit_keys(),
+        *check_nodes(),
+        check_deploy(),
+    ]
+
+
+def summary(results: list[Check]) -> str:
+    counts = {verdict: sum(1 for r in results if r.verdict == verdict) for verdict in ("PASS", "WARN", "FAIL")}
+    overall = "FAIL" if counts["FAIL"] else ("WARN" if counts["WARN"] else "PASS")
+    return f"{overall}: {counts['PASS']} passed, {counts['WARN']} warning(s), {counts['FAIL']} failure(s)"
