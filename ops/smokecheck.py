@@ -3,6 +3,7 @@
 
     smokecheck.py smoke BASE            health, metrics, audit key, one send and its replay
     smokecheck.py ab BASE_A BASE_B      a send through instance A replays through instance B
+    smokecheck.py counters BASE         the product's counters from /metrics (for release evidence)
 
 The operator token comes from SOFIIA_TOKEN, the audit key from SOFIIA_AUDIT_KEY; neither is
 ever printed. One PASS/FAIL line per check, then a final PASS or FAIL line; the exit status
@@ -228,6 +229,25 @@ def ab(base_a: str, base_b: str) -> int:
     return report.finish()
 
 
+def counters(base: str) -> int:
+    """Print the ``sofiia_*`` counter and histogram-count samples, sorted; exit 1 if unreachable."""
+    try:
+        reply = request("GET", f"{base.rstrip('/')}/metrics")
+    except (urllib.error.URLError, OSError) as error:
+        print(f"FAIL  metrics — {error}")
+        return 1
+    if reply.status != 200:
+        print(f"FAIL  metrics — answered {reply.status}")
+        return 1
+    samples = [
+        line
+        for line in reply.body.decode(errors="replace").splitlines()
+        if line.startswith("sofiia_") and ("_total" in line.split(" ")[0] or "_count" in line.split(" ")[0])
+    ]
+    print("\n".join(sorted(samples)) if samples else "(no sofiia_* samples yet)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -236,13 +256,17 @@ def main(argv: list[str] | None = None) -> int:
     ab_parser = commands.add_parser("ab", help="a send through A replays through B")
     ab_parser.add_argument("base_a")
     ab_parser.add_argument("base_b")
+    counters_parser = commands.add_parser("counters", help="the product's counters from /metrics")
+    counters_parser.add_argument("base")
     args = parser.parse_args(argv)
-    bases = [args.base] if args.command == "smoke" else [args.base_a, args.base_b]
+    bases = [args.base_a, args.base_b] if args.command == "ab" else [args.base]
     for base in bases:
         if not base.startswith(("http://", "https://")):
             parser.error(f"{base!r} is not an http(s) URL")
     if args.command == "smoke":
         return smoke(args.base)
+    if args.command == "counters":
+        return counters(args.base)
     return ab(args.base_a, args.base_b)
 
 
