@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-.PHONY: run test lint typecheck pytest alerts tools clean
+.PHONY: run test lint typecheck pytest alerts tools multi multi-stop clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 ## Start the console on http://127.0.0.1:8000 with SQLite, in-memory backends and two dev nodes.
 run: $(VENV)/.installed
 	PYTHON=$(BIN)/python ops/dev_console.sh
+
+## Two instances on PostgreSQL + Redis with two dev nodes (see ops/multi_instance.sh); `make multi-stop` stops them.
+multi: $(VENV)/.installed
+	PYTHON=$(BIN)/python DEV_NODES=$${DEV_NODES:-1} ops/multi_instance.sh start
+
+multi-stop:
+	PYTHON=$(BIN)/python ops/multi_instance.sh stop
 
 ## Lint, type-check, check the alerting rules and run the whole test suite (the database and backends come from the environment).
 test: lint typecheck alerts pytest
