@@ -104,6 +104,8 @@ def test_both_consoles_run_one_configuration_on_the_redis_backends(services):
     assert environment["SOFIIA_REDIS_URL"].startswith("redis://redis:")
     assert re.match(r"^postgres://sofiia:[^@]+@postgres:5432/sofiia$", environment["DATABASE_URL"])
     assert "command" not in a  # the image's gunicorn command
+    assert a["read_only"] is True
+    assert "/tmp" in a["tmpfs"]
 
 
 def test_the_consoles_set_only_variables_the_application_reads(services):
@@ -150,23 +152,36 @@ def test_the_console_configuration_passes_the_applications_own_checks(services, 
     assert result.stdout.split() == ["redis", "False"]
 
 
-def test_the_consoles_trust_forwarded_headers_from_the_backend_network_only(services):
-    config = load(read_env_file(ENV_EXAMPLE))
-    subnets = [entry["subnet"] for entry in config["networks"]["backend"]["ipam"]["config"]]
-    environment = services["console-a"]["environment"]
-    assert environment["SOFIIA_TRUSTED_PROXIES"] == environment["GUNICORN_FORWARDED_ALLOW_IPS"]
-    assert [environment["SOFIIA_TRUSTED_PROXIES"]] == subnets
-    assert ipaddress.ip_network(subnets[0]).is_private
-    assert "backend" in names(services["caddy"]["networks"])
+def test_the_consoles_trust_forwarded_headers_from_caddy_alone(services, env):
+    (subnet,) = [entry["subnet"] for entry in load(env)["networks"]["backend"]["ipam"]["config"]]
+    caddy_address = services["caddy"]["networks"]["backend"]["ipv4_address"]
+    assert ipaddress.ip_address(caddy_address) in ipaddress.ip_network(subnet)
+    for name in CONSOLES:
+        environment = services[name]["environment"]
+        assert environment["SOFIIA_TRUSTED_PROXIES"] == caddy_address
+        assert environment["GUNICORN_FORWARDED_ALLOW_IPS"] == caddy_address
 
 
-def test_only_caddy_is_published_and_it_proxies_to_both_consoles(services):
-    for name, service in services.items():
-        if name != "caddy":
-            assert not service.get("ports"), f"{name} must be reached through Caddy only"
+def published(service: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(host_ip, published, target)`` of short (``[ip:]published:target``) and long port entries."""
+    result = []
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            result.append((port.get("host_ip", ""), str(port["published"]), str(port["target"])))
+        else:
+            *host, public, target = port.split(":")
+            result.append((host[0] if host else "", public, target))
+    return result
+
+
+def test_only_caddy_is_public_and_it_proxies_to_both_consoles(services, env):
+    for name in SERVICES - {"caddy", *CONSOLES}:
+        assert not services[name].get("ports"), f"{name} must not be published"
+    assert [port for _, _, port in published(services["caddy"])] == ["80", "443"]
+    # The instances are reachable from the host's loopback only (release checks), never publicly.
+    assert published(services["console-a"]) == [("127.0.0.1", env["SOFIIA_PORT_A"], "8000")]
+    assert published(services["console-b"]) == [("127.0.0.1", env["SOFIIA_PORT_B"], "8000")]
     caddy = services["caddy"]
-    published = [port if isinstance(port, str) else f"{port['published']}:{port['target']}" for port in caddy["ports"]]
-    assert [port.split(":")[-1] for port in published] == ["80", "443"]
     assert caddy["environment"]["SOFIIA_UPSTREAMS"].split() == ["console-a:8000", "console-b:8000"]
     assert ("/etc/caddy/Caddyfile", True) in [(target, ro) for _, target, ro in mounts(caddy["volumes"])]
     assert set(caddy["environment"]) <= caddyfile_variables()
