@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -65,6 +66,7 @@ def caddy(upstreams: list[LiveConsole], **env: str) -> Iterator[str]:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def access_lines(console: LiveConsole) -> list[dict[str, object]]:
