@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-.PHONY: run test lint typecheck pytest clean
+.PHONY: run test lint typecheck pytest alerts tools multi multi-stop clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: $(VENV)/.installed
 	PYTHON=$(BIN)/python ops/dev_console.sh
 
-## Lint, type-check and run the whole test suite (the database and backends come from the environment).
-test: lint typecheck pytest
+## Two instances on PostgreSQL + Redis with two dev nodes (see ops/multi_instance.sh); `make multi-stop` stops them.
+multi: $(VENV)/.installed
+	PYTHON=$(BIN)/python DEV_NODES=$${DEV_NODES:-1} ops/multi_instance.sh start
+
+multi-stop:
+	PYTHON=$(BIN)/python ops/multi_instance.sh stop
+
+## Lint, type-check, check the alerting rules and run the whole test suite (the database and backends come from the environment).
+test: lint typecheck alerts pytest
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -26,8 +33,20 @@ typecheck: $(VENV)/.installed
 
 # Tests delete their keys in Redis: keep them off the database a developer may be using.
 pytest: export SOFIIA_REDIS_URL ?= redis://127.0.0.1:6379/15
-pytest: $(VENV)/.installed
+pytest: $(VENV)/.installed tools
 	$(BIN)/python -m pytest
+
+## promtool's syntax check of the alerting rules and scrape config, and the rules' unit tests.
+alerts:
+	@promtool=$$(ops/debian_tool.sh promtool) && set -x && \
+	  $$promtool check rules ops/prometheus/alerts.yml && \
+	  $$promtool test rules ops/prometheus/alerts.test.yml && \
+	  $$promtool check config ops/prometheus/prometheus.yml
+
+# The deployment tests run Caddy and promtool; fetch them when they are not installed.
+tools:
+	@ops/debian_tool.sh promtool >/dev/null
+	@ops/debian_tool.sh caddy >/dev/null
 
 clean:
 	rm -rf $(VENV) var

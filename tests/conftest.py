@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from chats.devrouter import DevRouter
 from sofiia.settings import IDEMPOTENCY_CACHE_PREFIX, RATE_LIMIT_CACHE_PREFIX, backend_cache
 from tests.caches import clear_caches
 from tests.live import LiveConsole
+from tests.multi import MultiInstance, run_multi_instance
 from tests.personas import Persona, make_persona
 from tests.redis_server import DisposableRedis
 
@@ -94,3 +96,11 @@ def live_console(transactional_db: None) -> Iterator[Callable[..., LiveConsole]]
     yield start
     for console in started:
         console.stop()
+
+
+@pytest.fixture
+def multi_instance(transactional_db: None) -> Iterator[Callable[..., MultiInstance]]:
+    """Start instance pairs A/B with ops/multi_instance.sh on the test database (PostgreSQL only):
+    ``multi_instance(workers=1, **env)``; see tests/multi.py."""
+    with ExitStack() as stack:
+        yield lambda *, workers=1, **env: stack.enter_context(run_multi_instance(workers=workers, **env))
