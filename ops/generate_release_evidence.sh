@@ -7,7 +7,9 @@
 #   SOFIIA_TOKEN=… SOFIIA_AUDIT_KEY=… ops/generate_release_evidence.sh BASE [BASE_B]
 #
 # BASE is a running instance of this release (BASE_B a second one, for the Redis idempotency
-# A/B smoke). Run it with the release's environment (DATABASE_URL, SOFIIA_*, DJANGO_*).
+# A/B smoke). Run it from the release's checkout. The manage.py steps need the release's
+# environment: by default they run here with $PYTHON; RUN_PY runs them elsewhere, e.g.
+# RUN_PY="docker compose exec -T console-a python" for the compose deployment.
 # The document is always written; the exit status is 0 only for GO.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ BASE_B=${2:-}
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
+read -ra run_py <<<"${RUN_PY:-$PYTHON}"
 OUT_DIR=${OUT_DIR:-release-evidence}
 
 sha=$(git rev-parse HEAD 2>/dev/null || echo "unknown")
@@ -57,7 +60,7 @@ section() {  # section TITLE GATE COMMAND... — run COMMAND, record its output;
   printf '| rollback target | %s |\n' "$previous"
 } >"$out"
 
-section "Versions" info "$PYTHON" -c '
+section "Versions" info "${run_py[@]}" -c '
 import platform, sys
 from importlib.metadata import version
 import sofiia
@@ -68,7 +71,7 @@ for line in open("requirements.txt"):
     if name and not name.startswith("#"):
         print(name, version(name))
 '
-section "Preflight (strict)" gate "$PYTHON" manage.py preflight --strict
+section "Preflight (strict)" gate "${run_py[@]}" manage.py preflight --strict
 section "Smoke" gate ops/smoke.sh "$BASE"
 if [ -n "$BASE_B" ]; then
   section "Redis idempotency A/B smoke" gate ops/redis_idempotency_smoke.sh "$BASE" "$BASE_B"
@@ -77,10 +80,10 @@ else
   failed+=("Redis idempotency A/B smoke (not run)")
   echo "FAIL  Redis idempotency A/B smoke (no BASE_B)"
 fi
-section "Migration plan" gate "$PYTHON" manage.py migrate --plan
+section "Migration plan" gate "${run_py[@]}" manage.py migrate --plan
 section "Counters" gate "$PYTHON" ops/smokecheck.py counters "$BASE"
-section "Audit chain verification" gate "$PYTHON" manage.py verify_audit
-section "Retention dry-run" gate "$PYTHON" manage.py prune_audit --dry-run
+section "Audit chain verification" gate "${run_py[@]}" manage.py verify_audit
+section "Retention dry-run" gate "${run_py[@]}" manage.py prune_audit --dry-run
 
 {
   printf '\n## Verdict\n\n'
