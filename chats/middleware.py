@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
@@ -20,18 +22,45 @@ def is_send_request(request: HttpRequest) -> bool:
     return request.method == "POST" and match is not None and match.view_name == SEND_VIEW_NAME
 
 
-class IdempotencyMiddleware:
+@dataclass(frozen=True)
+class SendRequest:
+    operator: User
+    chat_id: int
+
+
+def send_request_of(request: HttpRequest) -> SendRequest | None:
+    """Operator and chat of a send request with valid credentials; ``None`` for any other
+    request, and for one without credentials, which the view then answers with 401."""
+    if not is_send_request(request):
+        return None
+    operator = operator_from_request(request)
+    if operator is None:
+        return None
+    return SendRequest(operator=operator, chat_id=int(request.resolver_match.kwargs["chat_id"]))  # type: ignore[union-attr]
+
+
+class SendPathMiddleware:
+    """Base of the middleware in front of the send view: it acts in ``process_view``, once
+    the URL is resolved, and finishes in ``__call__`` on the way out."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.finish(request, self.get_response(request))
+
+    def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        return response
+
+
+class IdempotencyMiddleware(SendPathMiddleware):
     """The idempotency fast path in front of the send view (see ``chats.idempotency``).
 
     It runs before the rate limiter: a replay, a 409 or a 422 answered here never spends
     quota. Requests without a valid operator pass through untouched so the view answers 401.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+    def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         state: tuple[Claim | None, str, int] | None = getattr(request, "_sofiia_idempotency", None)
         if state is not None:
             claim, operator, chat_id = state
@@ -43,11 +72,10 @@ class IdempotencyMiddleware:
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: dict[str, Any]
     ) -> HttpResponse | None:
-        if not is_send_request(request):
+        send = send_request_of(request)
+        if send is None:
             return None
-        operator = operator_from_request(request)
-        if operator is None:
-            return None
+        operator, chat_id = send.operator, send.chat_id
         try:
             key = idempotency_key_from(request)
         except ApplicationError as exc:
@@ -56,7 +84,6 @@ class IdempotencyMiddleware:
             body = request.body
         except RequestDataTooBig:
             return json_error(413, "payload_too_large", "The request body is too large.")
-        chat_id = int(view_kwargs["chat_id"])
         begin = idempotency_begin(operator_id=operator.pk, chat_id=chat_id, key=key, body=body)
         if begin.response is not None:
             assert begin.result is not None

@@ -110,6 +110,17 @@ def send(base: str, chat_id: int, text: str, key: str) -> Reply:
     return request("POST", f"{base}/api/chats/{chat_id}/send", headers=headers, body={"text": text})
 
 
+def first_send(base: str, label: str, state: dict[str, Any]) -> Reply:
+    """A new chat and a first send into it, remembered in ``state`` for the replay checks."""
+    chat_id = create_chat(base)
+    key, text = uuid.uuid4().hex, f"{label} {uuid.uuid4().hex[:8]}"
+    reply = send(base, chat_id, text, key)
+    expect(reply.status == 201, f"send answered {reply.status}: {reply.body[:200]!r}")
+    expect(reply.headers.get("idempotent-replayed") != "true", "the first send was already a replay")
+    state.update(chat_id=chat_id, key=key, text=text, first=reply)
+    return reply
+
+
 def smoke(base: str) -> int:
     base = base.rstrip("/")
     report = Report()
@@ -143,13 +154,9 @@ def smoke(base: str) -> int:
         return "200"
 
     def send_once() -> str:
-        chat_id = create_chat(base)
-        key, text = uuid.uuid4().hex, f"smoke {uuid.uuid4().hex[:8]}"
-        reply = send(base, chat_id, text, key)
-        expect(reply.status == 201, f"send answered {reply.status}: {reply.body[:200]!r}")
+        reply = first_send(base, "smoke", state)
         expect(reply.json()["reply"]["text"] != "", "empty reply")
-        state.update(chat_id=chat_id, key=key, text=text, first=reply)
-        return f"chat {chat_id}, reply from {reply.json()['reply']['node']}"
+        return f"chat {state['chat_id']}, reply from {reply.json()['reply']['node']}"
 
     def replay() -> str:
         expect("first" in state, "no send to replay")
@@ -188,13 +195,8 @@ def ab(base_a: str, base_b: str) -> int:
         return run
 
     def send_on_a() -> str:
-        chat_id = create_chat(base_a)
-        key, text = uuid.uuid4().hex, f"a/b smoke {uuid.uuid4().hex[:8]}"
-        reply = send(base_a, chat_id, text, key)
-        expect(reply.status == 201, f"send on A answered {reply.status}: {reply.body[:200]!r}")
-        expect(reply.headers.get("idempotent-replayed") != "true", "the first send was already a replay")
-        state.update(chat_id=chat_id, key=key, text=text, first=reply)
-        return f"chat {chat_id}"
+        first_send(base_a, "a/b smoke", state)
+        return f"chat {state['chat_id']}"
 
     def replay_on_b() -> str:
         expect("first" in state, "no send on A to replay")

@@ -5,13 +5,12 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from chats.middleware import is_send_request
+from chats.middleware import SendPathMiddleware, send_request_of
 from ratelimit.services import Decision, ratelimit_headers, ratelimit_hit, ratelimit_peek
-from sofiia.lib.auth import operator_from_request
 from sofiia.lib.errors import json_error
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(SendPathMiddleware):
     """Per-chat and per-operator limits in front of the send view.
 
     Placed after the idempotency middleware: a request answered from the idempotency cache
@@ -19,20 +18,13 @@ class RateLimitMiddleware:
     operator carries the ``RateLimit-Policy`` and ``RateLimit`` headers.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
-        if not is_send_request(request):
-            return response
+    def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         decision: Decision | None = getattr(request, "_sofiia_ratelimit", None)
         if decision is None:
-            operator = operator_from_request(request)
-            if operator is None:
+            send = send_request_of(request)
+            if send is None:
                 return response
-            chat_id = int(request.resolver_match.kwargs["chat_id"])  # type: ignore[union-attr]
-            decision = ratelimit_peek(operator=operator, chat_id=chat_id)
+            decision = ratelimit_peek(operator=send.operator, chat_id=send.chat_id)
         for name, value in ratelimit_headers(decision).items():
             response[name] = value
         return response
@@ -40,12 +32,10 @@ class RateLimitMiddleware:
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: dict[str, Any]
     ) -> HttpResponse | None:
-        if not is_send_request(request):
+        send = send_request_of(request)
+        if send is None:
             return None
-        operator = operator_from_request(request)
-        if operator is None:
-            return None
-        decision = ratelimit_hit(operator=operator, chat_id=int(view_kwargs["chat_id"]))
+        decision = ratelimit_hit(operator=send.operator, chat_id=send.chat_id)
         request._sofiia_ratelimit = decision  # type: ignore[attr-defined]
         if decision.allowed:
             return None
