@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import time
@@ -11,6 +12,7 @@ from typing import Any
 from django.contrib.auth.models import Group, Permission
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.ipv6 import clean_ipv6_address
 
 from audit import actions
 from audit.chain import ANCHOR_PK, HEAD_PK, canonical_details, chain_anchor, chain_head_from_events, event_hash
@@ -30,6 +32,18 @@ AUDITOR_PERMISSIONS = ("audit.view_auditevent",)
 PRUNE_SETTING = "sofiia.audit_prune"
 
 
+def _storable_ip(address: str | None) -> str | None:
+    """The address as both databases store and give it back: no IPv6 zone, canonical text."""
+    if not address:
+        return None
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    # Django's IPv6 text (IPv4-mapped addresses in dotted form) is also PostgreSQL's.
+    return clean_ipv6_address(str(parsed)) if parsed.version == 6 else str(parsed)
+
+
 def _chain_head_locked() -> AuditChainHead:
     """The chain head row, locked until the current transaction ends.
 
@@ -46,6 +60,38 @@ def _chain_head_locked() -> AuditChainHead:
         ignore_conflicts=True,
     )
     return AuditChainHead.objects.select_for_update().get(pk=HEAD_PK)
+
+
+_APPEND_SQL = """
+WITH appended AS (
+    INSERT INTO audit_auditevent
+        (id, ts, actor, action, target_type, target_id, chat_id, outcome, request_id, ip, user_agent, details,
+         prev_hash, hash)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s::jsonb, %s, %s)
+    RETURNING id, ts, hash
+)
+UPDATE audit_auditchainhead
+SET last_event_id = appended.id, last_hash = appended.hash, last_ts = appended.ts
+FROM appended
+WHERE audit_auditchainhead.id = %s
+"""
+
+
+def _append(event: AuditEvent) -> None:
+    """Insert ``event`` and move the chain head to it (the head is locked by the caller)."""
+    if connection.vendor != "postgresql":
+        event.save(force_insert=True)
+        AuditChainHead.objects.filter(pk=HEAD_PK).update(last_event_id=event.id, last_hash=event.hash, last_ts=event.ts)
+        return
+    # Every writer waits while the head is locked, so the work done under the lock is what
+    # limits audited throughput: one statement instead of two (see bench/audit_chain.md).
+    params: list[Any] = [
+        event.id, event.ts, event.actor, event.action, event.target_type, event.target_id, event.chat_id,
+        event.outcome, event.request_id, event.ip, event.user_agent, json.dumps(event.details), event.prev_hash,
+        event.hash, HEAD_PK,
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_APPEND_SQL, params)
 
 
 def audit_record(
@@ -72,29 +118,27 @@ def audit_record(
     """
     context = current_request()
     try:
+        event = AuditEvent(
+            actor=actor[:150],
+            action=action,
+            outcome=outcome,
+            target_type=target_type,
+            target_id="" if target_id is None else str(target_id),
+            chat_id=chat_id,
+            request_id=context.request_id if context else "",
+            ip=_storable_ip(context.ip if context else None),
+            user_agent=context.user_agent if context else "",
+            details=canonical_details(details),
+        )
         with transaction.atomic():
             head = _chain_head_locked()
             now = timezone.now()
+            event.id = head.last_event_id + 1
             # The timestamp never goes back along the chain, even when instances' clocks differ.
-            ts = max(now, head.last_ts) if head.last_ts is not None else now
-            event = AuditEvent(
-                id=head.last_event_id + 1,
-                ts=ts,
-                actor=actor[:150],
-                action=action,
-                outcome=outcome,
-                target_type=target_type,
-                target_id="" if target_id is None else str(target_id),
-                chat_id=chat_id,
-                request_id=context.request_id if context else "",
-                ip=context.ip if context else None,
-                user_agent=context.user_agent if context else "",
-                details=canonical_details(details),
-                prev_hash=head.last_hash,
-            )
+            event.ts = max(now, head.last_ts) if head.last_ts is not None else now
+            event.prev_hash = head.last_hash
             event.hash = event_hash(event)
-            event.save(force_insert=True)
-            AuditChainHead.objects.filter(pk=HEAD_PK).update(last_event_id=event.id, last_hash=event.hash, last_ts=ts)
+            _append(event)
     except Exception:
         AUDIT_WRITE_FAILURES.labels(action=action).inc()
         logger.exception("audit.write_failed", extra={"action": action, "actor": actor, "chat_id": chat_id})

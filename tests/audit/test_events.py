@@ -144,6 +144,23 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_recorded(alice, settings
     assert [e.ip for e in events(action="chat.create")] == ["198.51.100.7", "192.0.2.1"]
 
 
+@pytest.mark.parametrize(
+    ("peer", "recorded"),
+    [
+        ("2001:DB8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+        ("::ffff:192.0.2.8", "::ffff:192.0.2.8"),
+        ("::ffff:c000:208", "::ffff:192.0.2.8"),
+        ("1:0:0:2:0:0:0:3", "1:0:0:2::3"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("[2001:db8::7]:443", "2001:db8::7"),
+    ],
+)
+def test_ipv6_client_addresses_are_stored_canonically_and_hash_the_same_when_read_back(alice, peer, recorded):
+    alice.api.post("/api/chats", {"title": "v6", "agent": "echo"}, format="json", REMOTE_ADDR=peer)
+    assert only_event(action="chat.create").ip == recorded
+    assert chain_verify().ok
+
+
 @pytest.mark.live
 def test_through_gunicorn_a_forwarded_header_counts_only_from_a_trusted_proxy(live_console):
     alice = make_persona("alice")
