@@ -219,13 +219,12 @@ def _delete_events(*, first_id: int, last_id: int) -> int:
     if connection.vendor != "postgresql":
         return events.delete()[0]
     with connection.cursor() as cursor:
-        # Transaction-local, and switched off again at once, so nothing else in this
-        # transaction (or the connection's next one) can delete under it.
+        # Transaction-local and switched off again at once, so nothing else in this
+        # transaction can delete under it (a failed DELETE rolls the switch back too).
         cursor.execute("SELECT set_config(%s, 'on', true)", [PRUNE_SETTING])
-        try:
-            return events.delete()[0]
-        finally:
-            cursor.execute("SELECT set_config(%s, 'off', true)", [PRUNE_SETTING])
+        deleted = events.delete()[0]
+        cursor.execute("SELECT set_config(%s, 'off', true)", [PRUNE_SETTING])
+    return deleted
 
 
 def _chain_anchor_locked() -> AuditChainAnchor:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
+import requests
 from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
@@ -17,7 +19,7 @@ from django.utils import timezone
 from audit.chain import chain_verify
 from audit.models import AuditEvent
 from tests.audit.helpers import events, only_event
-from tests.personas import make_admin, make_auditor
+from tests.personas import make_admin, make_auditor, make_persona
 
 CHANGELIST = "/admin/audit/auditevent/"
 EXPORT = "/admin/audit/auditevent/export.csv"
@@ -198,3 +200,32 @@ def test_without_a_login_the_export_leads_to_the_login_page(db):
     response = Client().get(EXPORT)
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.live
+def test_an_auditor_exports_through_gunicorn(live_console):
+    from django.contrib.auth.hashers import make_password
+
+    alice = make_persona("alice")
+    for i in range(3):
+        alice.api.post("/api/chats", {"title": f"c{i}", "agent": "echo"}, format="json")
+    User.objects.create(username="audrey", password=make_password("audrey-pass-1234"), is_staff=True).groups.add(
+        Group.objects.get(name="auditors")
+    )
+    console = live_console(workers=1)
+    browser = requests.Session()
+    page = browser.get(f"{console.base}/admin/login/", timeout=30).text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    login = browser.post(
+        f"{console.base}/admin/login/",
+        data={"username": "audrey", "password": "audrey-pass-1234", "csrfmiddlewaretoken": token, "next": "/admin/"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert login.status_code == 302, login.text
+    response = browser.get(f"{console.base}{EXPORT}", params={"action": "chat.create", "o": "1"}, timeout=30)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [row["id"] for row in rows] == [str(e.id) for e in events(action="chat.create")]
+    browser.close()
