@@ -170,7 +170,7 @@ def _walk(anchor: ChainLink, head: ChainLink, *, chunk_size: int) -> ChainReport
             missing = (
                 f"events #{previous.event_id + 1}..#{event.id - 1} are missing"
                 if event.id - previous.event_id > 1
-                else "events were deleted or reordered"
+                else "the event before it was replaced, or events were reordered"
             )
             detail = f"event #{event.id}: does not link to {after} ({missing})"
             return ChainReport(checked, first_id, previous.event_id, anchor, ChainBreak(event.id, "unlinked", detail))

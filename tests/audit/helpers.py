@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from audit.chain import chain_head_from_events, event_hash
 from audit.models import AuditChainHead, AuditEvent
@@ -69,8 +70,6 @@ def seed_events(timestamps: list[datetime], *, action: str = "seed.event", actor
 
 
 def days_ago(days: float, *, count: int = 1) -> list[datetime]:
-    from django.utils import timezone
-
     start = timezone.now() - timedelta(days=days)
     return [start + timedelta(microseconds=i) for i in range(count)]
 

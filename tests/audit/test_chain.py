@@ -68,7 +68,7 @@ def test_an_edit_that_recomputes_the_hash_breaks_the_next_link(trail):
     forged.hash = event_hash(forged)
     with as_intruder():
         AuditEvent.objects.filter(id=5).update(details=forged.details, hash=forged.hash)
-    with pytest.raises(CommandError, match=r"event #6: does not link to event #5"):
+    with pytest.raises(CommandError, match=r"event #6: does not link to event #5 \(the event before it was replaced"):
         verify()
 
 
