@@ -121,3 +121,8 @@ def test_the_django_secret_key_rotates_through_fallbacks(live_console):
 
     roll(fleet, live_console, new_signatures_work, clients=clients, DJANGO_SECRET_KEY=NEW_SECRET)
     assert [page_after(c, old_cursor) for c in fleet] == [400, 400]
+    # One sign-in, kept through the whole rotation; the chats it made are on the trail.
+    assert list(AuditEvent.objects.filter(action__startswith="auth.").values_list("action", "actor")) == [
+        ("auth.login", "alice")
+    ]
+    assert AuditEvent.objects.filter(action="chat.create", actor="alice").count() == 3

@@ -157,10 +157,11 @@ def test_a_read_is_audited_with_its_filters_and_request_id(audit_keys, activity,
     assert (event.details["order"], event.details["limit"], event.details["cursor"]) == ("desc", 1, False)
 
 
-def test_other_methods_are_refused(audit_keys, client):
+def test_other_methods_are_refused(db, audit_keys, client):
     assert client.post("/api/audit", {}, HTTP_X_AUDIT_KEY=NEW_KEY).status_code == 405
     assert client.delete("/api/audit", HTTP_X_AUDIT_KEY=NEW_KEY).status_code == 405
     assert client.post("/api/audit", {}).status_code == 401
+    assert only_event(action="audit.read").outcome == "denied"
 
 
 # --- What it returns ------------------------------------------------------------------

@@ -81,6 +81,7 @@ def test_the_retention_defaults_to_the_setting(db, settings):
     seed_events(days_ago(20, count=2))
     assert summary(prune()) == {"count": "3", "batches": "1", "days": "30"}
     assert AuditEvent.objects.filter(action="seed.event").count() == 2
+    assert only_event(action="audit.prune").details["deleted"] == 3
 
 
 def test_days_moves_the_cutoff_and_pruning_again_continues_from_the_anchor(db):
@@ -91,6 +92,7 @@ def test_days_moves_the_cutoff_and_pruning_again_continues_from_the_anchor(db):
     assert summary(prune("--days", "30"))["count"] == "3"
     assert summary(prune("--days", "30"))["count"] == "0"
     assert AuditChainAnchor.objects.get().pruned_total == 5
+    assert [e.details["deleted"] for e in events(action="audit.prune")] == [2, 3, 0]
     report = chain_verify()
     assert report.ok
     assert report.first_id == 6
@@ -102,6 +104,7 @@ def test_prune_only_ever_deletes_the_oldest_part_of_the_chain(db):
     seed_events(days_ago(200, count=2) + days_ago(1) + days_ago(200, count=2))
     assert summary(prune())["count"] == "2"
     assert [e.id for e in events(action="seed.event")] == [3, 4, 5]
+    assert only_event(action="audit.prune").details["last_id"] == 2
     assert chain_verify().ok
 
 
@@ -132,6 +135,7 @@ def test_bad_flags_are_refused_and_nothing_is_deleted(db, args, message):
     with pytest.raises(CommandError, match=re.escape(message)):
         prune(*args)
     assert AuditEvent.objects.count() == 3
+    assert not events(action="audit.prune")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -158,6 +162,7 @@ def test_the_ops_script_is_prune_audit_with_the_same_flags(transactional_db):
     assert summary(done.stdout) == {"count": "5", "batches": "3", "days": "90"}
     assert re.search(r"^Vacuumed audit_auditevent in \d+\.\d s\.$", done.stdout, re.MULTILINE)
     assert AuditEvent.objects.filter(action="seed.event").count() == 2
+    assert only_event(action="audit.prune").details["deleted"] == 5
     assert chain_verify().ok
 
 
@@ -199,6 +204,7 @@ def test_pruning_200k_events_on_postgresql_leaves_sends_running(live_console):
     during = [s for s in sends if s[0] >= pruning_started and s[1] <= pruning_ended]
     assert len(during) >= 3, f"only {len(during)} sends completed while pruning ran"
     assert not AuditEvent.objects.filter(action="seed.event").exists()
+    assert only_event(action="audit.prune").details["deleted"] == 200_000
     assert AuditEvent.objects.filter(action="message.send").count() == len(sends)
     report = chain_verify()
     assert report.ok, report.broken
