@@ -166,6 +166,18 @@ def test_the_ops_script_is_prune_audit_with_the_same_flags(transactional_db):
     assert chain_verify().ok
 
 
+@pytest.mark.parametrize("command", [["ops/prune_audit_db.py", "--dry-run"], ["manage.py", "verify_audit"]])
+def test_an_unmigrated_database_is_one_clear_line_not_a_traceback(tmp_path, command):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, *command], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert re.fullmatch(r"CommandError: the database refused: no such table: audit_\w+ \(is it migrated\?\)", lines[0])
+
+
 @pytest.mark.postgres
 @pytest.mark.live
 def test_pruning_200k_events_on_postgresql_leaves_sends_running(live_console):

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from audit.chain import format_ts
@@ -56,13 +56,28 @@ class Command(BaseCommand):
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise CommandError(f"--batch-size must be from 1 to {MAX_BATCH_SIZE:,}, got {batch_size}")
         older_than = timezone.now() - timedelta(days=days)
+        try:
+            self._prune(
+                older_than=older_than,
+                days=days,
+                dry_run=dry_run,
+                batch_size=batch_size,
+                vacuum=vacuum,
+                verbosity=options["verbosity"],
+            )
+        except DatabaseError as exc:
+            raise CommandError(f"the database refused: {str(exc).strip().splitlines()[0]} (is it migrated?)") from exc
+
+    def _prune(
+        self, *, older_than: datetime, days: int, dry_run: bool, batch_size: int, vacuum: bool, verbosity: int
+    ) -> None:
         if dry_run:
             count = audit_prunable_count(older_than=older_than)
             self.stdout.write(f"Would prune {count:,} events older than {format_ts(older_than)} ({days} days).")
             return
 
         def progress(batch: PruneBatch) -> None:
-            if options["verbosity"] >= 2:
+            if verbosity >= 2:
                 self.stdout.write(f"  deleted events #{batch.first_id}..#{batch.last_id} ({batch.deleted:,})")
 
         result = audit_prune(older_than=older_than, batch_size=batch_size, on_batch=progress)

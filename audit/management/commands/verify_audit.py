@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from audit.chain import chain_verify
 
@@ -21,7 +22,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, chunk_size: int, **options: Any) -> None:
         if not 1 <= chunk_size <= 100_000:
             raise CommandError(f"--chunk-size must be from 1 to 100,000, got {chunk_size}")
-        report = chain_verify(chunk_size=chunk_size)
+        try:
+            report = chain_verify(chunk_size=chunk_size)
+        except DatabaseError as exc:
+            raise CommandError(f"the database refused: {str(exc).strip().splitlines()[0]} (is it migrated?)") from exc
         start = "genesis" if report.anchor.event_id == 0 else f"the anchor after pruned event #{report.anchor.event_id}"
         if report.broken is not None:
             raise CommandError(f"Audit chain BROKEN: {report.broken} (checked {report.checked:,} events from {start}).")
