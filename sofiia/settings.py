@@ -41,6 +41,11 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY: required when DJANGO_DEBUG is off")
     SECRET_KEY = DEV_SECRET_KEY
+# Keys that still verify signatures (sessions, cursors) but sign nothing new: rotation
+# without logging everyone out (docs/runbooks/secrets-rotation.md).
+SECRET_KEY_FALLBACKS = [
+    key.strip() for key in (env_secret("DJANGO_SECRET_KEY_FALLBACKS") or "").split(",") if key.strip()
+]
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 
 INSTALLED_APPS = [

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 
+from audit.api import AuditEventListApi
 from sofiia import health
 from sofiia.lib.converters import IdConverter
 
@@ -9,6 +10,7 @@ register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("api/health", health.health, name="health"),
+    path("api/audit", AuditEventListApi.as_view(), name="audit-list"),
     path("api/", include("chats.urls")),
     path("console/", include("chats.console_urls")),
     path("admin/", admin.site.urls),

@@ -12,8 +12,18 @@ from sofiia.settings import IDEMPOTENCY_CACHE_PREFIX, RATE_LIMIT_CACHE_PREFIX, b
 from tests.caches import clear_caches
 from tests.live import LiveConsole
 from tests.multi import MultiInstance, run_multi_instance
-from tests.personas import Persona, make_persona
+from tests.personas import Persona, Staff, make_auditor, make_persona
 from tests.redis_server import DisposableRedis
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``postgres`` run only when the suite runs on PostgreSQL."""
+    if item.get_closest_marker("postgres") is None:
+        return
+    from django.conf import settings
+
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://...)")
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +78,12 @@ def alice(db: None) -> Persona:
 @pytest.fixture
 def bob(db: None) -> Persona:
     return make_persona("bob")
+
+
+@pytest.fixture
+def auditor(db: None) -> Staff:
+    """Staff in the ``auditors`` group (view-only audit access), logged in to the admin."""
+    return make_auditor("audrey")
 
 
 @pytest.fixture

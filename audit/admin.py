@@ -1,0 +1,288 @@
+"""The audit trail in the Django admin, and audited admin changes to operators.
+
+Audit events are read-only for everyone, superusers included; members of the
+``auditors`` group (staff with only ``audit.view_auditevent``) may list, filter, open and
+export them. Every such view is itself an ``audit.read`` event. Adding, changing or
+deleting users, their API tokens and groups in the admin writes an audit event in the
+same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
+
+from audit import actions
+from audit.chain import format_ts
+from audit.models import AuditEvent
+from audit.services import audit_record
+
+EVENT_FIELDS = (
+    "id", "ts", "actor", "action", "outcome", "target_type", "target_id", "chat_id",
+    "request_id", "ip", "user_agent", "details", "prev_hash", "hash",
+)  # fmt: skip
+# A spreadsheet runs a cell that starts with one of these as a formula; actors and user
+# agents come from clients (a failed login's user name), so such cells are defused.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+MAX_BIGINT = 2**63 - 1
+
+
+class _ChoiceFilter(admin.SimpleListFilter):
+    choices_list: tuple[str, ...] = ()
+    field = ""
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, value) for value in self.choices_list]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{self.field: value}) if value else queryset
+
+
+class ActionFilter(_ChoiceFilter):
+    # Known actions, not SELECT DISTINCT: that would scan the whole table on every page view.
+    title = "action"
+    parameter_name = field = "action"
+    choices_list = actions.ALL
+
+
+class OutcomeFilter(_ChoiceFilter):
+    title = "outcome"
+    parameter_name = field = "outcome"
+    choices_list = actions.OUTCOMES
+
+
+class ActorFilter(admin.SimpleListFilter):
+    """An exact actor, typed in (there are too many actors for a list of links)."""
+
+    title = "actor"
+    parameter_name = "actor"
+    template = "admin/audit/input_filter.html"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return []
+
+    def has_output(self) -> bool:
+        return True
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(actor=value) if value else queryset
+
+    def choices(self, changelist: Any) -> Iterator[Any]:
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": "All",
+            "hidden": [
+                (name, value)
+                for name, values in changelist.filter_params.items()
+                if name != self.parameter_name
+                for value in values
+            ],
+        }
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+class _Echo:
+    """A file-like object whose ``write`` returns what it was given, for streaming csv rows."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_rows(events: Iterable[AuditEvent]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EVENT_FIELDS)
+    for event in events:
+        yield writer.writerow(
+            [
+                event.id,
+                format_ts(event.ts),
+                _csv_cell(event.actor),
+                _csv_cell(event.action),
+                _csv_cell(event.outcome),
+                _csv_cell(event.target_type),
+                _csv_cell(event.target_id),
+                event.chat_id if event.chat_id is not None else "",
+                _csv_cell(event.request_id),
+                event.ip or "",
+                _csv_cell(event.user_agent),
+                json.dumps(event.details, sort_keys=True, ensure_ascii=False),
+                event.prev_hash,
+                event.hash,
+            ]
+        )
+
+
+def _record_admin_read(request: HttpRequest, view: str, **details: Any) -> None:
+    audit_record(
+        actor=request.user.get_username(),
+        action=actions.AUDIT_READ,
+        target_type="audit",
+        details={"via": "admin", "view": view, "query": dict(request.GET.lists()), **details},
+    )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+    list_display = ["id", "ts", "actor", "action", "outcome", "target", "chat_id", "ip", "request_id"]
+    list_display_links = ["id", "ts"]
+    list_filter = [ActionFilter, ActorFilter, OutcomeFilter, ("ts", admin.DateFieldListFilter)]
+    # get_search_results does the searching; this turns the search box on.
+    search_fields = ["=chat_id", "=request_id"]
+    search_help_text = "An exact chat id or request id."
+    ordering = ["-ts", "-id"]
+    list_per_page = 100
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    actions = None
+    fields = EVENT_FIELDS
+    readonly_fields = EVENT_FIELDS
+
+    @admin.display(description="target")
+    def target(self, event: AuditEvent) -> str:
+        return f"{event.target_type} {event.target_id}".strip()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[AuditEvent], search_term: str
+    ) -> tuple[QuerySet[AuditEvent], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(request_id=term)
+        if term.isdigit() and int(term) <= MAX_BIGINT:
+            condition |= Q(chat_id=int(term))
+        return queryset.filter(condition), False
+
+    def get_urls(self) -> list[URLPattern]:
+        export = path(
+            "export.csv",
+            self.admin_site.admin_view(self.export_csv_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_export",
+        )
+        return [export, *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        if isinstance(response, TemplateResponse) and response.status_code == 200:
+            _record_admin_read(request, "list")
+        return response
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if isinstance(response, TemplateResponse) and response.status_code == 200:
+            _record_admin_read(request, "detail", event_id=object_id)
+        return response
+
+    def export_csv_view(self, request: HttpRequest) -> HttpResponseBase:
+        """The change list's current selection (filters, search, date, order) as CSV, streamed."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest("These filters are not valid for the audit event list.")
+        events = changelist.get_queryset(request)
+        _record_admin_read(request, "export")
+        filename = f"audit-events-{timezone.now():%Y%m%dT%H%M%SZ}.csv"
+        return StreamingHttpResponse(
+            _csv_rows(events.iterator(chunk_size=2000)),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+        )
+
+
+class AuditedAdminMixin(admin.ModelAdmin[Any]):
+    """Writes an audit event for every add, change and delete made through this admin."""
+
+    audit_subject = ""
+    audit_target_type = ""
+
+    def audit_target(self, obj: Any) -> tuple[Any, dict[str, Any]]:
+        """The target id and the details that name ``obj`` in its audit event."""
+        return obj.pk, {"name": str(obj)}
+
+    def _audit(self, request: HttpRequest, obj: Model, verb: str, changes: Any = None) -> None:
+        target_id, details = self.audit_target(obj)
+        if changes:
+            details["changes"] = changes
+        audit_record(
+            actor=request.user.get_username(),
+            action=f"{self.audit_subject}.{verb}",
+            target_type=self.audit_target_type,
+            target_id=target_id,
+            details={"via": "admin", **details},
+        )
+
+    def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        entry = super().log_addition(request, obj, message)
+        self._audit(request, obj, "create", message)
+        return entry
+
+    def log_change(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        entry = super().log_change(request, obj, message)
+        self._audit(request, obj, "change", message)
+        return entry
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        entries = super().log_deletions(request, queryset)
+        for obj in queryset:
+            self._audit(request, obj, "delete")
+        return entries
+
+
+class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
+    audit_subject = "operator"
+    audit_target_type = "user"
+
+
+class AuditedTokenAdmin(AuditedAdminMixin, TokenAdmin):
+    audit_subject = "token"
+    audit_target_type = "token"
+
+    def audit_target(self, obj: TokenProxy) -> tuple[Any, dict[str, Any]]:
+        # A token's primary key (and its str()) is the secret itself: name it by its user.
+        return obj.user_id, {"name": obj.user.get_username()}
+
+
+class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
+    audit_subject = "group"
+    audit_target_type = "group"
+
+
+for _model, _model_admin in ((User, AuditedUserAdmin), (TokenProxy, AuditedTokenAdmin), (Group, AuditedGroupAdmin)):
+    admin.site.unregister(_model)
+    admin.site.register(_model, _model_admin)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import QueryDict
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.keys import AuditKeyInvalid, AuditKeyRequired, AuditReader, audit_reader_from
+from audit.models import AuditEvent
+from audit.selectors import AuditFilters
+from audit.services import audit_events_read, audit_read_denied
+from chats.serializers import StrictCharField
+from sofiia.lib.errors import ApplicationError
+from sofiia.lib.pagination import parse_limit
+
+_SINGLE_VALUED = ("action", "actor", "chat_id", "since", "until", "order", "limit", "cursor")
+
+
+def _refuse_repeated_parameters(params: QueryDict) -> None:
+    for name in _SINGLE_VALUED:
+        if len(params.getlist(name)) > 1:
+            message = "Give it at most once."
+            raise ApplicationError(f"{name}: {message}", code="invalid_input", extra={"fields": {name: [message]}})
+
+
+class AuditEventListApi(APIView):
+    """``GET /api/audit``: the audit trail for auditors and SIEM export.
+
+    Only the ``X-Audit-Key`` header admits a caller; operator credentials (bearer token,
+    session) are not even looked at. Every read, and every refused read, is audited.
+    """
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    class FilterSerializer(serializers.Serializer[dict[str, Any]]):
+        action = StrictCharField(required=False, min_length=1, max_length=64)
+        actor = StrictCharField(required=False, min_length=1, max_length=150)
+        chat_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+        order = serializers.ChoiceField(choices=["asc", "desc"], required=False, default="desc")
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            since, until = attrs.get("since"), attrs.get("until")
+            if since is not None and until is not None and since > until:
+                raise serializers.ValidationError({"until": ["must not be before since."]})
+            return attrs
+
+    class OutputSerializer(serializers.ModelSerializer[AuditEvent]):
+        class Meta:
+            model = AuditEvent
+            fields = [
+                "id", "ts", "actor", "action", "target_type", "target_id",
+                "chat_id", "outcome", "request_id", "ip", "details",
+            ]  # fmt: skip
+
+    reader: AuditReader
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Before anything else, whatever the method: no key, no answer but 401.
+        try:
+            self.reader = audit_reader_from(request._request)
+        except (AuditKeyRequired, AuditKeyInvalid) as refusal:
+            audit_read_denied(reason=refusal.code)
+            raise
+
+    def get(self, request: Request) -> Response:
+        _refuse_repeated_parameters(request.query_params)
+        serializer = self.FilterSerializer(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
+        params = serializer.validated_data
+        page = audit_events_read(
+            reader=self.reader,
+            filters=AuditFilters(
+                action=params.get("action"),
+                actor=params.get("actor"),
+                chat_id=params.get("chat_id"),
+                since=params.get("since"),
+                until=params.get("until"),
+            ),
+            order=params["order"],
+            limit=parse_limit(request.query_params.get("limit")),
+            cursor=request.query_params.get("cursor") or None,
+        )
+        body = {"items": self.OutputSerializer(page.items, many=True).data, "next_cursor": page.next_cursor}
+        return Response(body, headers={"Cache-Control": "no-store"})
