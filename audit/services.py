@@ -17,9 +17,10 @@ from django.utils.ipv6 import clean_ipv6_address
 from audit import actions
 from audit.chain import ANCHOR_PK, HEAD_PK, canonical_details, chain_anchor, chain_head_from_events, event_hash
 from audit.keys import AuditReader
-from audit.metrics import AUDIT_EVENTS, AUDIT_WRITE_FAILURES
+from audit.metrics import AUDIT_DENIED_UNRECORDED, AUDIT_EVENTS, AUDIT_WRITE_FAILURES
 from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
 from audit.selectors import AuditFilters, audit_event_list
+from ratelimit.backends import budget_spend
 from sofiia.lib.pagination import Order, Page, keyset_page
 from sofiia.lib.request_id import current_request
 
@@ -30,6 +31,7 @@ AUDITOR_PERMISSIONS = ("audit.view_auditevent",)
 # Set for the length of one prune transaction; the PostgreSQL trigger refuses every other
 # DELETE of audit events (and every UPDATE).
 PRUNE_SETTING = "sofiia.audit_prune"
+DENIED_READS_RECORDED = 20
 
 
 def _storable_ip(address: str | None) -> str | None:
@@ -183,7 +185,17 @@ def audit_events_read(
 
 
 def audit_read_denied(*, reason: str) -> None:
-    """Record a refused read of the audit trail (the key a caller sent is never stored)."""
+    """Record a refused read of the audit trail (the key a caller sent is never stored).
+
+    Only the first ``DENIED_READS_RECORDED`` refusals per client address and minute are
+    recorded one by one; the rest are counted (``sofiia_audit_denied_unrecorded_total``),
+    so a flood of keyless requests cannot turn into a flood of chained writes.
+    """
+    context = current_request()
+    client = context.ip if context and context.ip else "unknown"
+    if not budget_spend(scope="audit_denied", key=f"audit-denied:{client}", limit=DENIED_READS_RECORDED, seconds=60):
+        AUDIT_DENIED_UNRECORDED.inc()
+        return
     audit_record(
         actor="anonymous",
         action=actions.AUDIT_READ,

@@ -35,6 +35,7 @@ from django.http import HttpResponse
 
 from chats.metrics import IDEMPOTENCY_BACKEND_ERRORS, IDEMPOTENCY_REQUESTS
 from chats.services import IN_FLIGHT_RETRY_AFTER_SECONDS, delivery_lease_seconds
+from sofiia.lib.cache_errors import cache_backend_errors
 from sofiia.lib.errors import json_error
 
 logger = logging.getLogger(__name__)
@@ -42,13 +43,6 @@ logger = logging.getLogger(__name__)
 CACHE_ALIAS = "idempotency"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _STORED_HEADERS = ("Content-Type",)
-
-
-def _backend_errors() -> tuple[type[BaseException], ...]:
-    from django_redis.exceptions import ConnectionInterrupted
-    from redis.exceptions import RedisError
-
-    return (RedisError, ConnectionInterrupted, OSError)
 
 
 def request_fingerprint(body: bytes) -> str:
@@ -137,7 +131,7 @@ def idempotency_begin(*, operator_id: int, chat_id: int, key: str, body: bytes) 
                 logger.info("idempotency.claim", extra={"chat_id": chat_id, "operator_id": operator_id})
                 return Begin(claim=claim)
             # Lost the race for the key between get and add: read the winner's record.
-    except _backend_errors() as exc:
+    except cache_backend_errors() as exc:
         _backend_failed("claim", exc)
         return Begin()
     # The key was claimed and expired in between, twice: let the database decide.
@@ -166,7 +160,7 @@ def idempotency_finish(claim: Claim, response: HttpResponse) -> None:
             # Only our own claim: after a lease expiry the key may belong to a newer request.
             if current is not None and current.get("claim_id") == claim.claim_id:
                 cache.delete(claim.cache_key)
-    except _backend_errors() as exc:
+    except cache_backend_errors() as exc:
         _backend_failed("finish", exc)
 
 

@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
 from dataclasses import dataclass
-from functools import cache
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.cache import caches
 
 from audit.services import audit_record
-from ratelimit.limiter import Backend, InMemorySlidingWindow, Outcome, RedisSlidingWindow, Window
-from ratelimit.metrics import RATELIMIT_BACKEND_ERRORS, RATELIMIT_REQUESTS
+from ratelimit.backends import limiter_acquire
+from ratelimit.limiter import Outcome, Window
+from ratelimit.metrics import RATELIMIT_REQUESTS
 
 logger = logging.getLogger(__name__)
-
-CACHE_ALIAS = "ratelimit"
-BACKEND_ERROR_LOG_INTERVAL = 10.0
 
 
 @dataclass(frozen=True)
@@ -36,26 +30,6 @@ class Decision:
     backend_failed: bool = False
 
 
-@cache
-def _backend(kind: str) -> Backend:
-    if kind == "redis":
-        from django_redis import get_redis_connection
-
-        return RedisSlidingWindow(
-            lambda: get_redis_connection(CACHE_ALIAS), lambda key: caches[CACHE_ALIAS].make_key(key)
-        )
-    return InMemorySlidingWindow()
-
-
-def limiter_backend() -> Backend:
-    return _backend(settings.SOFIIA_RATE_LIMIT_BACKEND)
-
-
-def limiter_reset() -> None:
-    """Forget the in-process limiter state (the Redis state lives in the ``ratelimit`` cache)."""
-    _backend.cache_clear()
-
-
 def send_windows(*, operator_id: int, chat_id: int) -> tuple[Window, ...]:
     # The chat scope is keyed by operator too: chats have one owner, so nothing changes for
     # them, but nobody can spend the quota of someone else's chat by sending to its id.
@@ -66,48 +40,9 @@ def send_windows(*, operator_id: int, chat_id: int) -> tuple[Window, ...]:
     )
 
 
-class _BackendErrorLog:
-    """Log a failing backend once per burst, not once per request."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = -math.inf
-        self._suppressed = 0
-
-    def failed(self, exc: BaseException) -> None:
-        RATELIMIT_BACKEND_ERRORS.inc()
-        with self._lock:
-            now = time.monotonic()
-            if now - self._last < BACKEND_ERROR_LOG_INTERVAL:
-                self._suppressed += 1
-                return
-            suppressed, self._suppressed, self._last = self._suppressed, 0, now
-        logger.error(
-            "ratelimit.backend_error",
-            extra={
-                "backend": settings.SOFIIA_RATE_LIMIT_BACKEND,
-                "fail_open": settings.SOFIIA_RATE_LIMIT_FAIL_OPEN,
-                "error": str(exc)[:300],
-                "suppressed_since_last": suppressed,
-            },
-        )
-
-
-_backend_errors = _BackendErrorLog()
-
-
-def _backend_exceptions() -> tuple[type[BaseException], ...]:
-    from django_redis.exceptions import ConnectionInterrupted
-    from redis.exceptions import RedisError
-
-    return (RedisError, ConnectionInterrupted, OSError)
-
-
 def _acquire(windows: tuple[Window, ...], *, consume: bool) -> Decision:
-    try:
-        outcome = limiter_backend().acquire(windows, consume=consume)
-    except _backend_exceptions() as exc:
-        _backend_errors.failed(exc)
+    outcome = limiter_acquire(windows, consume=consume)
+    if outcome is None:
         allowed = bool(settings.SOFIIA_RATE_LIMIT_FAIL_OPEN)
         return Decision(allowed=allowed, windows=windows, outcome=None, backend_failed=True)
     if outcome.allowed:

@@ -1,4 +1,5 @@
-"""Release preflight: is this configuration fit to serve? One verdict per check.
+"""Release preflight: is this configuration fit to serve, and is its audit trail intact?
+One verdict per check.
 
 Each check returns PASS, WARN or FAIL with a short reason. ``manage.py preflight`` prints
 them and fails on a FAIL (and, with ``--strict``, on a WARN too).
@@ -12,9 +13,10 @@ from typing import Literal
 
 from django.conf import settings
 from django.core import checks as django_checks
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 
+from audit.chain import chain_verify
 from chats.nodes import node_names, node_probe
 from sofiia.health import check_backend
 
@@ -135,6 +137,16 @@ def check_nodes() -> Iterator[Check]:
             yield Check(f"node {name}", "FAIL", f"{settings.SOFIIA_NODES[name]}/health does not answer 200")
 
 
+def check_audit_chain() -> Check:
+    try:
+        report = chain_verify()
+    except DatabaseError as exc:
+        return Check("audit chain", "FAIL", f"cannot be read: {str(exc).strip().splitlines()[0][:200]}")
+    if report.broken is not None:
+        return Check("audit chain", "FAIL", f"broken: {report.broken}")
+    return Check("audit chain", "PASS", f"verifies, {report.checked:,} event(s) from the anchor")
+
+
 def check_deploy() -> Check:
     messages = django_checks.run_checks(include_deployment_checks=True)
     errors = [m for m in messages if m.is_serious() and not m.is_silenced()]
@@ -157,6 +169,7 @@ def run_preflight(deployment: Deployment) -> list[Check]:
         check_audit_keys(),
         *check_nodes(),
         check_deploy(),
+        check_audit_chain(),
     ]
 
 

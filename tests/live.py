@@ -63,12 +63,17 @@ class LiveConsole:
                 "DJANGO_DEBUG": "0",
                 "DJANGO_SECRET_KEY": LIVE_SECRET_KEY,
                 "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+                # Tests talk plain HTTP to loopback, where Secure cookies would never come back.
+                "DJANGO_SECURE_COOKIES": "0",
                 "SOFIIA_NODES": ",".join(f"{name}={url}" for name, url in settings.SOFIIA_NODES.items()),
                 "SOFIIA_REDIS_URL": settings.SOFIIA_REDIS_URL,
                 "SOFIIA_IDEMPOTENCY_BACKEND": settings.SOFIIA_IDEMPOTENCY_BACKEND,
                 "SOFIIA_RATE_LIMIT_BACKEND": settings.SOFIIA_RATE_LIMIT_BACKEND,
                 "SOFIIA_AUDIT_KEYS": ",".join(settings.SOFIIA_AUDIT_KEYS),
                 "SOFIIA_INFER_TIMEOUT": str(settings.SOFIIA_INFER_TIMEOUT),
+                # Out of the way unless a test is about limits (it then sets its own).
+                "SOFIIA_RATE_LIMIT_CHAT": "100000/60",
+                "SOFIIA_RATE_LIMIT_OPERATOR": "100000/60",
                 "PYTHONUNBUFFERED": "1",
             }
         )

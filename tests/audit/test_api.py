@@ -413,3 +413,21 @@ def test_forward_polling_misses_nothing_under_concurrent_writers(live_console, s
     expected = list(AuditEvent.objects.filter(id__lte=ids[-1]).order_by("id").values_list("id", flat=True))
     assert ids == expected, "a forward poll skipped an event"
     assert sum(e["action"] == "message.send" for e in seen) == 30
+
+
+def test_a_flood_of_refused_reads_is_answered_but_recorded_within_a_budget(db, audit_keys, client):
+    from audit.services import DENIED_READS_RECORDED
+    from tests.test_metrics import sample
+
+    before = sample(client.get("/metrics").content.decode(), "sofiia_audit_denied_unrecorded_total")
+    statuses = [
+        client.get("/api/audit", HTTP_X_AUDIT_KEY="wrong").status_code for _ in range(DENIED_READS_RECORDED + 5)
+    ]
+    assert set(statuses) == {401}
+    denied = AuditEvent.objects.filter(action="audit.read", outcome="denied")
+    assert denied.count() == DENIED_READS_RECORDED
+    after = sample(client.get("/metrics").content.decode(), "sofiia_audit_denied_unrecorded_total")
+    assert after - before == 5
+    # Another address has a budget of its own.
+    assert client.get("/api/audit", REMOTE_ADDR="198.51.100.7").status_code == 401
+    assert denied.filter(ip="198.51.100.7").count() == 1

@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 
 from audit.chain import chain_verify
 from tests.audit.helpers import events, only_event
+from tests.caches import clear_caches
 from tests.personas import make_admin, make_persona
 
 
@@ -114,6 +115,7 @@ def test_a_send_is_audited_with_its_outcome(alice, settings, agent, status, outc
 def test_a_repeated_send_answered_from_the_database_is_audited_as_a_replay(alice, nodes):
     chat = alice.new_chat()
     first = alice.send(chat["id"], "once", key="same-key")
+    clear_caches()  # the idempotency cache forgot the answer: the database replays it
     again = alice.send(chat["id"], "once", key="same-key", HTTP_X_REQUEST_ID="req-replay")
     assert (first.status_code, again.status_code) == (201, 201)
     assert again["Idempotent-Replayed"] == "true"
@@ -123,6 +125,34 @@ def test_a_repeated_send_answered_from_the_database_is_audited_as_a_replay(alice
     assert replay.target_id == str(first.json()["operator_message"]["id"])
     assert replay.details == {"source": "database", "idempotency_key": "same-key"}
     assert len(events(action="message.send")) == 1
+
+
+def test_a_repeated_send_answered_from_the_idempotency_cache_is_audited_as_a_replay(alice):
+    chat = alice.new_chat()
+    first = alice.send(chat["id"], "twice", key="cached-key")
+    alice.send(chat["id"], "twice", key="cached-key", HTTP_X_REQUEST_ID="req-cached")
+    replay = only_event(action="message.replay")
+    assert (replay.actor, replay.chat_id, replay.request_id) == ("alice", chat["id"], "req-cached")
+    assert replay.target_id == str(first.json()["operator_message"]["id"])
+    assert replay.details == {"source": "cache", "idempotency_key": "cached-key"}
+
+
+def test_a_rate_limit_block_is_audited_through_http(alice, settings):
+    from sofiia.lib.env import RatePolicy
+
+    settings.SOFIIA_RATE_LIMIT_CHAT = RatePolicy(limit=1, window=60)
+    chat = alice.new_chat()
+    alice.send(chat["id"], "one", key="rl-1")
+    blocked = alice.send(chat["id"], "two", key="rl-2", HTTP_X_REQUEST_ID="req-blocked")
+    assert blocked.status_code == 429
+    block = only_event(action="ratelimit.block")
+    assert (block.actor, block.chat_id, block.outcome, block.request_id) == (
+        "alice",
+        chat["id"],
+        "blocked",
+        "req-blocked",
+    )
+    assert block.details["scope"] == "chat"
 
 
 # --- Client address -------------------------------------------------------------------

@@ -3,6 +3,7 @@ against broken ones: every check fails (or warns) exactly when it should."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from sofiia.settings import DEV_SECRET_KEY, IDEMPOTENCY_CACHE_PREFIX, RATE_LIMIT_CACHE_PREFIX, backend_cache
+from tests.audit.helpers import as_intruder, sql
 from tests.live import PROJECT, LiveConsole, database_url, free_port
 
 STRONG_KEY = "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -61,9 +63,9 @@ def test_a_good_configuration_passes_strict(good):
     assert {verdict for verdict, _ in checks.values()} == {"PASS"}
     assert set(checks) == {
         "debug", "secret key", "allowed hosts", "database", "idempotency backend", "ratelimit backend",
-        "audit keys", "node NODA1", "node NODA2", "check --deploy",
+        "audit keys", "node NODA1", "node NODA2", "check --deploy", "audit chain",
     }  # fmt: skip
-    assert summary == "preflight PASS: 10 passed, 0 warning(s), 0 failure(s)"
+    assert summary == "preflight PASS: 11 passed, 0 warning(s), 0 failure(s)"
 
 
 @pytest.mark.parametrize(
@@ -98,7 +100,7 @@ def test_only_loopback_hosts_warn_and_fail_strict(good):
     assert not failed
     _, summary, strict_failed = preflight("--strict")
     assert strict_failed
-    assert summary == "preflight WARN: 9 passed, 1 warning(s), 0 failure(s) (strict)"
+    assert summary == "preflight WARN: 10 passed, 1 warning(s), 0 failure(s) (strict)"
 
 
 def test_in_memory_backends_warn_when_several_processes_share_the_configuration(good, settings):
@@ -145,6 +147,7 @@ def _script_env(**overrides: str) -> dict[str, str]:
     env.update(
         {
             "DJANGO_ALLOWED_HOSTS": "console.example.org",
+            "DJANGO_SECURE_COOKIES": "1",
             "SOFIIA_AUDIT_KEYS": AUDIT_KEY,
             "SOFIIA_IDEMPOTENCY_BACKEND": "redis",
             "SOFIIA_RATE_LIMIT_BACKEND": "redis",
@@ -190,3 +193,18 @@ def test_the_ops_script_fails_on_an_unmigrated_database(tmp_path):
     assert result.returncode == 1
     assert "not applied" in result.stdout
     assert database_url() not in result.stdout
+
+
+def test_a_broken_audit_chain_fails(good, alice):
+    from audit.models import AuditEvent
+    from chats.services import chat_create
+
+    chat_create(operator=alice.user, title="t", agent="echo")
+    event = AuditEvent.objects.get(action="chat.create")
+    tampered = {**event.details, "title": "rewritten"}
+    with as_intruder():
+        sql("UPDATE audit_auditevent SET details = %s WHERE id = %s", [json.dumps(tampered), event.id])
+    checks, _, failed = preflight()
+    assert failed
+    assert checks["audit chain"][0] == "FAIL"
+    assert f"event #{event.id}" in checks["audit chain"][1]

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from chats.models import Message
-from ratelimit import services
+from ratelimit import backends
 from tests.caches import clear_caches
 from tests.test_metrics import sample
 
@@ -16,13 +16,13 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def limits_on_stopped_redis(settings, disposable_redis):
+def limits_on_stopped_redis(settings, disposable_redis, monkeypatch):
     settings.SOFIIA_RATE_LIMIT_BACKEND = "redis"
     settings.CACHES = {**settings.CACHES, "ratelimit": disposable_redis.cache_settings()}
     clear_caches()
     disposable_redis.stop()
     # Each test starts a new burst of failures, so the first one is logged.
-    services._backend_errors = services._BackendErrorLog()
+    monkeypatch.setattr(backends, "backend_errors", backends.BackendErrorLog())
 
 
 def send(persona, chat_id, text):
