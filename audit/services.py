@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import Group, Permission
 from django.db import connection, transaction
@@ -25,6 +25,8 @@ from sofiia.lib.pagination import Order, Page, keyset_page
 from sofiia.lib.request_id import current_request
 
 logger = logging.getLogger(__name__)
+
+SingletonRow = TypeVar("SingletonRow", AuditChainHead, AuditChainAnchor)
 
 AUDITORS_GROUP = "auditors"
 AUDITOR_PERMISSIONS = ("audit.view_auditevent",)
@@ -46,22 +48,26 @@ def _storable_ip(address: str | None) -> str | None:
     return clean_ipv6_address(str(parsed)) if parsed.version == 6 else str(parsed)
 
 
-def _chain_head_locked() -> AuditChainHead:
-    """The chain head row, locked until the current transaction ends.
+def _singleton_locked(model: type[SingletonRow], pk: int, initial: Callable[[], SingletonRow]) -> SingletonRow:
+    """The one row of ``model``, locked until the current transaction ends.
 
-    The row is created on first use (a new database, or one flushed by tests), from the
-    last stored event, so creating it twice at once is harmless.
+    The row is created on first use (a new database, or one flushed by tests) from
+    ``initial()``, so creating it twice at once is harmless.
     """
     try:
-        return AuditChainHead.objects.select_for_update().get(pk=HEAD_PK)
-    except AuditChainHead.DoesNotExist:
+        return model.objects.select_for_update().get(pk=pk)
+    except model.DoesNotExist:
         pass
-    last = chain_head_from_events()
-    AuditChainHead.objects.bulk_create(
-        [AuditChainHead(pk=HEAD_PK, last_event_id=last.event_id, last_hash=last.hash, last_ts=last.ts)],
-        ignore_conflicts=True,
-    )
-    return AuditChainHead.objects.select_for_update().get(pk=HEAD_PK)
+    model.objects.bulk_create([initial()], ignore_conflicts=True)
+    return model.objects.select_for_update().get(pk=pk)
+
+
+def _chain_head_locked() -> AuditChainHead:
+    def from_last_event() -> AuditChainHead:
+        last = chain_head_from_events()
+        return AuditChainHead(pk=HEAD_PK, last_event_id=last.event_id, last_hash=last.hash, last_ts=last.ts)
+
+    return _singleton_locked(AuditChainHead, HEAD_PK, from_last_event)
 
 
 _APPEND_SQL = """
@@ -240,16 +246,11 @@ def _delete_events(*, first_id: int, last_id: int) -> int:
 
 
 def _chain_anchor_locked() -> AuditChainAnchor:
-    try:
-        return AuditChainAnchor.objects.select_for_update().get(pk=ANCHOR_PK)
-    except AuditChainAnchor.DoesNotExist:
-        pass
-    genesis = chain_anchor()
-    AuditChainAnchor.objects.bulk_create(
-        [AuditChainAnchor(pk=ANCHOR_PK, event_id=genesis.event_id, hash=genesis.hash, ts=genesis.ts)],
-        ignore_conflicts=True,
-    )
-    return AuditChainAnchor.objects.select_for_update().get(pk=ANCHOR_PK)
+    def genesis() -> AuditChainAnchor:
+        start = chain_anchor()
+        return AuditChainAnchor(pk=ANCHOR_PK, event_id=start.event_id, hash=start.hash, ts=start.ts)
+
+    return _singleton_locked(AuditChainAnchor, ANCHOR_PK, genesis)
 
 
 def _prune_batch(*, older_than: datetime, batch_size: int) -> tuple[PruneBatch | None, bool]:
