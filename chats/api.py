@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chats.errors import MessageDeliveryFailed
+from chats.idempotency import REPLAYED_HEADER
 from chats.idempotency_keys import idempotency_key_from
 from chats.nodes import node_statuses
 from chats.selectors import chat_get_for_operator, chat_list_for_operator, message_list_for_chat
@@ -17,8 +18,6 @@ from chats.validators import validate_agent_name
 from sofiia.lib.auth import authenticated_operator
 from sofiia.lib.errors import error_body
 from sofiia.lib.pagination import keyset_page, parse_limit
-
-REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def _page_response(request: Request, queryset: Any, *, scope: str, ts_field: str, serializer: type) -> Response:

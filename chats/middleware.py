@@ -28,15 +28,24 @@ class SendRequest:
     chat_id: int
 
 
+_SEND_REQUEST_MEMO = "_sofiia_send_request"
+
+
 def send_request_of(request: HttpRequest) -> SendRequest | None:
     """Operator and chat of a send request with valid credentials; ``None`` for any other
-    request, and for one without credentials, which the view then answers with 401."""
-    if not is_send_request(request):
-        return None
-    operator = operator_from_request(request)
-    if operator is None:
-        return None
-    return SendRequest(operator=operator, chat_id=int(request.resolver_match.kwargs["chat_id"]))  # type: ignore[union-attr]
+    request, and for one without credentials, which the view then answers with 401.
+
+    Both send-path middlewares ask, on the way in and out: the answer is worked out once.
+    """
+    if hasattr(request, _SEND_REQUEST_MEMO):
+        return getattr(request, _SEND_REQUEST_MEMO)
+    send: SendRequest | None = None
+    if is_send_request(request):
+        operator = operator_from_request(request)
+        if operator is not None:
+            send = SendRequest(operator=operator, chat_id=int(request.resolver_match.kwargs["chat_id"]))  # type: ignore[union-attr]
+    setattr(request, _SEND_REQUEST_MEMO, send)
+    return send
 
 
 class SendPathMiddleware:

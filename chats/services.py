@@ -216,7 +216,7 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
     except IntegrityError:
         # An attempt that took over after our lease ran out stored its reply first.
         reply = Message.objects.get(reply_to=message)
-    message.refresh_from_db()
+    message.status, message.failure = Message.Status.DELIVERED, ""
     _send_log(operator=operator, chat=chat, message=message, status="delivered", started=started)
     return SendResult(operator_message=message, reply=reply, replayed=False)
 
