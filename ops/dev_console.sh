@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Start Sofiia Console for local development: SQLite under var/, in-memory backends, two dev
-# router nodes (NODA1 on :9102, NODA2 on :9103) and a demo operator. Ctrl-C stops everything.
+# router nodes (NODA1 on :9102, NODA2 on :9103) and a demo operator, served by gunicorn's
+# gevent worker as in production — one worker, so the in-memory backends are exact.
+# Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -41,4 +43,4 @@ cat <<BANNER
   export SOFIIA_TOKEN=$TOKEN
 
 BANNER
-"$PYTHON" manage.py runserver "$HOST:$PORT"
+GUNICORN_WORKERS=${GUNICORN_WORKERS:-1} "$PYTHON" -m gunicorn -c gunicorn.conf.py sofiia.wsgi:application --bind "$HOST:$PORT"

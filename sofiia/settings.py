@@ -105,9 +105,16 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'sofiia.sqlite3'}")
 
 
+SOFIIA_DB_POOL_MAX = env_int("SOFIIA_DB_POOL_MAX", 20, minimum=1)
+SOFIIA_DB_POOL_TIMEOUT = env_float("SOFIIA_DB_POOL_TIMEOUT", 5.0)
+
+
 def _database(url: str) -> dict[str, Any]:
+    # Connections are not kept per thread (CONN_MAX_AGE 0): under gevent a "thread" is one
+    # request's greenlet. PostgreSQL connections come from a pool per worker instead, and a
+    # send gives its connection back while the node thinks (chats.services.message_send).
     try:
-        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True))
+        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True))
     except (ValueError, KeyError) as exc:
         raise ImproperlyConfigured(f"DATABASE_URL: cannot parse it ({exc})") from None
     engine = config.get("ENGINE", "")
@@ -115,17 +122,24 @@ def _database(url: str) -> dict[str, Any]:
         if not config.get("NAME"):
             raise ImproperlyConfigured("DATABASE_URL: an SQLite URL needs a file path")
         Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        # Django's backend, except that waiting for the write lock lets other greenlets run.
+        config["ENGINE"] = "sofiia.db.sqlite3"
         config["OPTIONS"] = {
-            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the
-            # busy timeout instead of failing a lock upgrade with "database is locked".
+            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue for it
+            # instead of failing a lock upgrade with "database is locked".
             "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     elif engine == "django.db.backends.postgresql":
         options = config.setdefault("OPTIONS", {})
         options.setdefault("connect_timeout", 5)
         options.setdefault("application_name", "sofiia-console")
+        options["pool"] = {
+            "min_size": min(2, SOFIIA_DB_POOL_MAX),
+            "max_size": SOFIIA_DB_POOL_MAX,
+            # How long a request waits for a free connection before it fails.
+            "timeout": SOFIIA_DB_POOL_TIMEOUT,
+        }
     else:
         raise ImproperlyConfigured(f"DATABASE_URL: only sqlite:// and postgres:// are supported, got {engine!r}")
     return config
@@ -182,6 +196,12 @@ if SOFIIA_DEFAULT_NODE not in SOFIIA_NODES:
     )
 SOFIIA_INFER_TIMEOUT = env_float("SOFIIA_INFER_TIMEOUT", 30.0)
 SOFIIA_NODE_PROBE_TIMEOUT = 1.0
+# Sends waiting on one node's answer at once, all workers of an instance together; past it
+# a send to that node is answered 503 node_busy (chats.bulkhead).
+SOFIIA_NODE_MAX_INFLIGHT = env_int("SOFIIA_NODE_MAX_INFLIGHT", 500, minimum=1)
+# Made by the gunicorn master and shared by its workers (gunicorn.conf.py); a process
+# started any other way makes its own.
+SOFIIA_INSTANCE_DIR = env_str("SOFIIA_INSTANCE_DIR", "")
 SOFIIA_NODE_STATUS_CACHE_SECONDS = 5
 
 SOFIIA_RATE_LIMIT_CHAT = env_rate("SOFIIA_RATE_LIMIT_CHAT", "30/60")
@@ -223,7 +243,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 # TLS ends at the proxy, which sets X-Forwarded-Proto for the requests it forwards.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^livez$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0, minimum=0)
 if not SECURE_SSL_REDIRECT:
     # The documented deployment terminates TLS at the proxy (ops/Caddyfile), which also
