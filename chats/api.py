@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chats.bulkhead import max_in_flight, node_bulkhead
 from chats.errors import MessageDeliveryFailed
 from chats.idempotency import REPLAYED_HEADER
 from chats.idempotency_keys import idempotency_key_from
@@ -93,7 +94,7 @@ class ChatSendApi(APIView):
             body = error_body(
                 failure.code, failure.detail, operator_message=MessageOutputSerializer(failure.message).data
             )
-            return Response(body, status=failure.status)
+            return Response(body, status=failure.status, headers=failure.headers)
         response = Response(
             {
                 "operator_message": MessageOutputSerializer(result.operator_message).data,
@@ -108,4 +109,16 @@ class ChatSendApi(APIView):
 
 class NodeListApi(APIView):
     def get(self, request: Request) -> Response:
-        return Response([{"name": s.name, "status": s.status, "latency_ms": s.latency_ms} for s in node_statuses()])
+        bulkhead, limit = node_bulkhead(), max_in_flight()
+        return Response(
+            [
+                {
+                    "name": s.name,
+                    "status": s.status,
+                    "latency_ms": s.latency_ms,
+                    "in_flight": bulkhead.in_flight(s.name),
+                    "max_in_flight": limit,
+                }
+                for s in node_statuses()
+            ]
+        )

@@ -26,6 +26,9 @@ MAX_BODY_BYTES = 1024 * 1024
 class _QuietServer(ThreadingHTTPServer):
     allow_reuse_address = True
     daemon_threads = True
+    # Hundreds of sends may connect at once; the default backlog of 5 would make most of
+    # them wait for SYN retransmits.
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (an infer timeout) breaks the pipe of a slow answer; that is expected.

@@ -31,15 +31,21 @@ class IdempotencyKeyInFlight(ApplicationError):
     code = "idempotency_key_in_flight"
 
 
+NODE_BUSY_RETRY_AFTER_SECONDS = 2
+_DELIVERY_STATUS = {"node_timeout": 504, "node_busy": 503}
+
+
 class MessageDeliveryFailed(ApplicationError):
-    """The node failed; the operator message is kept, marked ``failed``."""
+    """The node failed, or was too busy to be called; the operator message is kept, marked
+    ``failed``, and a retry with the same key delivers it."""
 
     def __init__(self, message: Message, error: NodeError) -> None:
-        timed_out = error.code == "node_timeout"
+        busy = error.code == "node_busy"
         super().__init__(
             f"Node {error.node} did not deliver the message: {error.detail}.",
             code=error.code,
-            status=504 if timed_out else 502,
+            status=_DELIVERY_STATUS.get(error.code, 502),
+            headers={"Retry-After": str(NODE_BUSY_RETRY_AFTER_SECONDS)} if busy else None,
         )
         self.message = message
         self.error = error

@@ -2,7 +2,8 @@
 
 Every way a node can fail becomes a :class:`NodeError` with a ``kind``
 (``refused``, ``timeout``, ``http_status``, ``bad_response``); timeouts are
-:class:`NodeTimeout`, everything else :class:`NodeUnavailable`.
+:class:`NodeTimeout`, everything else :class:`NodeUnavailable`. A node with too many sends
+in flight is not called at all (:class:`NodeBusy`, from ``chats.bulkhead``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ class NodeUnavailable(NodeError):
 
 class NodeTimeout(NodeError):
     code = "node_timeout"
+
+
+class NodeBusy(NodeError):
+    """The node already has ``SOFIIA_NODE_MAX_INFLIGHT`` sends in flight; it was not called."""
+
+    code = "node_busy"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 INFER_REQUESTS = Counter(
     "sofiia_infer_requests",
@@ -29,4 +29,15 @@ IDEMPOTENCY_REQUESTS = Counter(
 IDEMPOTENCY_BACKEND_ERRORS = Counter(
     "sofiia_idempotency_backend_errors",
     "Failed operations on the idempotency cache (the database guard still holds).",
+)
+NODE_IN_FLIGHT = Gauge(
+    "sofiia_node_in_flight",
+    "Sends waiting on a router node's answer, by node (all live workers together).",
+    ["node"],
+    multiprocess_mode="livesum",
+)
+NODE_BUSY = Counter(
+    "sofiia_node_busy",
+    "Sends refused with node_busy because the node had SOFIIA_NODE_MAX_INFLIGHT sends in flight.",
+    ["node"],
 )

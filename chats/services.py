@@ -12,6 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from chats.bulkhead import node_bulkhead
 from chats.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -23,6 +24,7 @@ from chats.infer import NodeError, infer
 from chats.metrics import SEND_DURATION
 from chats.models import Chat, Message
 from chats.nodes import default_node, node_exists
+from sofiia.lib.db import db_connections_release
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +143,9 @@ def _send_log(*, operator: User, chat: Chat, message: Message, status: str, star
 def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> SendResult:
     """Relay ``text`` to the chat's node and store both sides.
 
-    The operator message is committed as ``pending`` before the node is called, and no
-    transaction is held open across the call. On success the reply is stored and the
+    The operator message is committed as ``pending`` before the node is called; no
+    transaction and no database connection is held across the call, which takes one of
+    the node's in-flight slots (``node_busy`` when there is none). On success the reply is stored and the
     message marked ``delivered``; on a node failure it is marked ``failed`` and
     :class:`MessageDeliveryFailed` is raised. Sending again with the same key re-attempts
     delivery of that same message, or returns the stored result if it was delivered.
@@ -171,8 +174,10 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
         "attempt": message.attempts,
         "idempotency_key": idempotency_key,
     }
+    db_connections_release()
     try:
-        result = infer(node=chat.node, agent=chat.agent, prompt=text)
+        with node_bulkhead().slot(chat.node):
+            result = infer(node=chat.node, agent=chat.agent, prompt=text)
     except NodeError as error:
         outcome = "timeout" if error.code == "node_timeout" else "failed"
         with transaction.atomic():

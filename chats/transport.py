@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.request
 
 import requests
+from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 _session: requests.Session | None = None
@@ -19,10 +21,21 @@ def http_session() -> requests.Session:
         with _session_lock:
             if _session is None:
                 session = requests.Session()
-                adapter = HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
+                # One connection pool per node, as large as the sends a node may have in flight:
+                # a smaller one would open and throw away a connection per send under load.
+                adapter = HTTPAdapter(
+                    pool_connections=max(8, len(settings.SOFIIA_NODES)),
+                    pool_maxsize=settings.SOFIIA_NODE_MAX_INFLIGHT,
+                    max_retries=0,
+                )
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
                 session.headers["User-Agent"] = "sofiia-console"
+                # The environment's proxies and CA bundle are read once here instead of on
+                # every call (requests scans the whole environment per request otherwise).
+                session.trust_env = False
+                session.proxies = urllib.request.getproxies()
+                session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
                 _session = session
     return _session
 

@@ -15,7 +15,13 @@ def test_nodes_report_up_with_a_latency(alice):
 def test_a_node_that_does_not_answer_is_down(alice, settings):
     settings.SOFIIA_NODES = {**settings.SOFIIA_NODES, "NODA3": f"http://127.0.0.1:{free_port()}"}
     nodes = {n["name"]: n for n in alice.api.get("/api/nodes").json()}
-    assert nodes["NODA3"] == {"name": "NODA3", "status": "down", "latency_ms": None}
+    assert nodes["NODA3"] == {
+        "name": "NODA3",
+        "status": "down",
+        "latency_ms": None,
+        "in_flight": 0,
+        "max_in_flight": 500,
+    }
     assert nodes["NODA1"]["status"] == "up"
 
 
