@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Exit 0 when a console instance answers ``GET /api/health`` with 200, else 1.
+"""Exit 0 when a console instance answers a health URL with 200, else 1.
 
 For the container health check (the slim image has no curl) and ops/multi_instance.sh.
-Standard library only. 200 includes ``"status": "degraded"`` (a Redis backend down): the
-instance still serves. The request carries the first ``DJANGO_ALLOWED_HOSTS`` entry as its
-Host header, so the check passes whatever host names the deployment allows.
+Standard library only. Without a URL it asks the instance's own liveness endpoint,
+``/livez``, at the address gunicorn listens on (``GUNICORN_BIND``): the container is
+restarted only when the process is stuck, never because a node is slow or the database is
+away (``/readyz`` tells the proxy that). For ``/readyz``, 200 includes ``"status": "degraded"``
+(a Redis backend down): the instance still serves. The request carries the first
+``DJANGO_ALLOWED_HOSTS`` entry as its Host header, so the check passes whatever host names
+the deployment allows.
 """
 
 from __future__ import annotations
@@ -16,7 +20,21 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
-DEFAULT_URL = "http://127.0.0.1:8000/api/health"
+DEFAULT_BIND = "127.0.0.1:8000"
+_ANY_ADDRESS = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 - recognised, never bound here
+
+
+def default_url(bind: str | None) -> str:
+    """``/livez`` at the first address of a gunicorn ``--bind`` value (``HOST:PORT``)."""
+    first = (bind or DEFAULT_BIND).split(",")[0].strip()
+    if first.startswith(("unix:", "fd://")):
+        raise ValueError(f"GUNICORN_BIND {first!r} is not a TCP address; pass the health URL")
+    host, _, port = first.rpartition(":")
+    if not port.isdigit():
+        host, port = first, "8000"
+    if host in _ANY_ADDRESS:
+        host = "127.0.0.1"
+    return f"http://{host}:{port}/livez"
 
 
 def host_header(allowed_hosts: str | None) -> str | None:
@@ -44,12 +62,17 @@ def check(url: str, *, host: str | None, timeout: float) -> tuple[bool, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check that a Sofiia Console instance is healthy.")
-    parser.add_argument("url", nargs="?", default=DEFAULT_URL, help=f"health URL (default {DEFAULT_URL})")
+    parser.add_argument("url", nargs="?", help="health URL (default: /livez at GUNICORN_BIND, else 127.0.0.1:8000)")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
     parser.add_argument("--host", help="Host header to send (default: the first DJANGO_ALLOWED_HOSTS entry)")
     args = parser.parse_args(argv)
     host = args.host or host_header(os.environ.get("DJANGO_ALLOWED_HOSTS"))
-    healthy, detail = check(args.url, host=host, timeout=args.timeout)
+    try:
+        url = args.url or default_url(os.environ.get("GUNICORN_BIND"))
+    except ValueError as exc:
+        print(f"FAIL health: {exc}")
+        return 1
+    healthy, detail = check(url, host=host, timeout=args.timeout)
     print(f"{'PASS' if healthy else 'FAIL'} health: {detail}")
     return 0 if healthy else 1
 

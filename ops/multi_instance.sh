@@ -44,7 +44,7 @@ base_of() { echo "http://$HOST:$(port_of "$1")"; }
 pid_of() { cat "$MULTI_DIR/$1.pid" 2>/dev/null || true; }
 alive() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
 port_taken() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-healthy() { "$PYTHON" ops/healthcheck.py --timeout 2 "$(base_of "$1")/api/health" >/dev/null 2>&1; }
+healthy() { "$PYTHON" ops/healthcheck.py --timeout 2 "$(base_of "$1")/readyz" >/dev/null 2>&1; }
 
 stop_one() {  # stop_one NAME LABEL
   local pid
@@ -87,7 +87,7 @@ do_status() {
     if alive "$instance" && healthy "$instance"; then
       echo "PASS instance $instance healthy at $(base_of "$instance") (pid $(pid_of "$instance"))"
     elif alive "$instance"; then
-      echo "FAIL instance $instance is running (pid $(pid_of "$instance")) but $(base_of "$instance")/api/health does not answer 200"
+      echo "FAIL instance $instance is running (pid $(pid_of "$instance")) but $(base_of "$instance")/readyz does not answer 200"
       rc=1
     else
       echo "FAIL instance $instance is not running"

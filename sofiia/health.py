@@ -1,6 +1,10 @@
-"""``GET /api/health``: is this instance able to serve?
+"""Health: ``GET /livez`` (is the process alive?) and ``GET /readyz`` = ``GET /api/health``
+(can this instance serve?).
 
-The database is essential (503 without it). A Redis backend that does not answer makes
+Liveness answers from the process alone, touching no database, Redis or node, so that a
+container health check restarts only a process that is really stuck. Readiness checks the
+dependencies, for the proxy that routes requests and for operators. The database is
+essential (503 without it). A Redis backend that does not answer makes
 the instance ``degraded`` but still serving: idempotency falls back on the database
 guard, and rate limits fail open or closed as configured.
 """
@@ -8,6 +12,7 @@ guard, and rate limits fail open or closed as configured.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -22,15 +27,49 @@ logger = logging.getLogger(__name__)
 BACKEND_ALIASES = {"idempotency": "SOFIIA_IDEMPOTENCY_BACKEND", "ratelimit": "SOFIIA_RATE_LIMIT_BACKEND"}
 
 
+# A health probe must answer within its own timeout, not the pool's.
+DATABASE_CHECK_TIMEOUT = 0.5
+
+
 def check_database() -> str:
+    """Can this instance reach its database?
+
+    With a connection pool the check borrows a pooled connection, so it never adds a
+    connection beyond the pool. A pool whose every connection is out serving requests is
+    busy, not down: the check then reports ``ok`` rather than take a loaded instance out of
+    the proxy's rotation. An unreachable database makes the pool fail to connect, which
+    fails the check within its timeout.
+    """
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        pool = getattr(connection, "pool", None)
+        if pool is None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+        else:
+            _check_pool(pool)
     except Exception as exc:
         logger.warning("health.database_failed", extra={"error": str(exc)[:300]})
         return "error"
     return "ok"
+
+
+def _check_pool(pool: Any) -> None:
+    from psycopg_pool import PoolTimeout
+
+    pool.open()
+    try:
+        with pool.connection(timeout=DATABASE_CHECK_TIMEOUT) as raw:
+            raw.execute("SELECT 1").fetchone()
+    except PoolTimeout:
+        # Counters since the last check: a pool that failed to connect in the meantime is
+        # not merely busy.
+        stats = pool.pop_stats()
+        full = stats.get("pool_size", 0) >= stats.get("pool_max", 1) and stats.get("pool_available", 0) == 0
+        if full and not stats.get("connections_errors"):
+            logger.info("health.database_busy", extra={"waiting": stats.get("requests_waiting", 0)})
+            return
+        raise
 
 
 def check_backend(alias: str) -> str:
@@ -70,3 +109,9 @@ def health(request: HttpRequest) -> JsonResponse:
     if checks["cache"] != "ok":
         body["status"] = "degraded"
     return JsonResponse(body)
+
+
+@never_cache
+@require_GET
+def livez(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})

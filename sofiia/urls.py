@@ -9,6 +9,8 @@ from sofiia.lib.converters import IdConverter
 register_converter(IdConverter, "id")
 
 urlpatterns = [
+    path("livez", health.livez, name="livez"),
+    path("readyz", health.health, name="readyz"),
     path("api/health", health.health, name="health"),
     path("api/audit", AuditEventListApi.as_view(), name="audit-list"),
     path("api/", include("chats.urls")),

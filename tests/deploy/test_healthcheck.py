@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from ops.healthcheck import default_url
 from tests.deploy.compose import PROJECT
 from tests.live import free_port
 
@@ -57,3 +58,28 @@ def test_only_http_urls_are_checked():
     result = healthcheck("file:///etc/passwd")
     assert result.returncode == 1
     assert result.stdout == "FAIL health: not an http(s) URL: file:///etc/passwd\n"
+
+
+@pytest.mark.parametrize(
+    ("bind", "url"),
+    [
+        (None, "http://127.0.0.1:8000/livez"),
+        ("0.0.0.0:9000", "http://127.0.0.1:9000/livez"),
+        ("[::]:9001", "http://127.0.0.1:9001/livez"),
+        ("10.1.2.3:8080,127.0.0.1:8081", "http://10.1.2.3:8080/livez"),
+        ("console.internal", "http://console.internal:8000/livez"),
+    ],
+)
+def test_without_a_url_it_asks_livez_where_gunicorn_listens(bind, url):
+    assert default_url(bind) == url
+
+
+@pytest.mark.live
+def test_the_default_check_follows_gunicorn_bind(live_console):
+    console = live_console(workers=1)
+    env = {"PATH": "/usr/bin:/bin", "GUNICORN_BIND": f"0.0.0.0:{console.port}"}
+    result = subprocess.run(
+        [sys.executable, "ops/healthcheck.py"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout
+    assert result.stdout == f"PASS health: http://127.0.0.1:{console.port}/livez answered 200\n"
