@@ -18,15 +18,24 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class ChatOutputSerializer(serializers.ModelSerializer[Chat]):
-    class Meta:
-        model = Chat
-        fields = ["id", "title", "agent", "node", "created_at"]
+# Output shapes are declared field by field rather than as ModelSerializers: a
+# ModelSerializer maps every model field again for each instance, which cost more than
+# half of a send's serialization.
 
 
-class MessageOutputSerializer(serializers.ModelSerializer[Message]):
+class ChatOutputSerializer(serializers.Serializer[Chat]):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    agent = serializers.CharField()
+    node = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class MessageOutputSerializer(serializers.Serializer[Message]):
+    id = serializers.IntegerField()
     chat_id = serializers.IntegerField()
-
-    class Meta:
-        model = Message
-        fields = ["id", "chat_id", "role", "text", "ts", "node", "status"]
+    role = serializers.ChoiceField(choices=Message.Role.choices)
+    text = serializers.CharField()
+    ts = serializers.DateTimeField()
+    node = serializers.CharField()
+    status = serializers.ChoiceField(choices=Message.Status.choices)
