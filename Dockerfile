@@ -2,7 +2,10 @@
 # pinned runtime requirements only. docker-compose.yml runs it behind Caddy.
 FROM python:3.11-slim-bookworm
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# Production unless told otherwise: debug off, so without a secret key (from the environment
+# or a *_FILE secret) the container refuses to start instead of serving with the dev key.
+ENV DJANGO_DEBUG=0 \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

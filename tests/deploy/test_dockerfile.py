@@ -5,6 +5,7 @@ config file; and a .dockerignore that keeps development files out of the image."
 from __future__ import annotations
 
 import fnmatch
+import importlib.metadata
 import json
 import re
 from pathlib import Path
@@ -68,6 +69,30 @@ def test_only_the_runtime_requirements_are_installed():
 
 def test_static_files_are_collected_at_build():
     assert any("manage.py collectstatic --noinput" in run for run in arguments("RUN"))
+
+
+def test_the_image_runs_in_production_mode_unless_told_otherwise():
+    # Debug off by default, so the settings refuse to start without a secret key; only the
+    # build's collectstatic runs in debug mode, which needs no secret.
+    assert "DJANGO_DEBUG=0" in " ".join(arguments("ENV")).split()
+    for run in arguments("RUN"):
+        assert "DJANGO_DEBUG=1" not in run or run.startswith("DJANGO_DEBUG=1 python manage.py collectstatic"), run
+
+
+def test_the_runtime_requirements_include_what_the_gevent_worker_imports():
+    # gunicorn's gevent worker imports packages it lists only under its "gevent" extra.
+    pinned = {
+        re.split(r"[\[=<>~ ]", line, maxsplit=1)[0].lower()
+        for line in (PROJECT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    extra = [
+        re.split(r"[\[=<>~; ]", requirement, maxsplit=1)[0].lower()
+        for requirement in importlib.metadata.requires("gunicorn") or []
+        if 'extra == "gevent"' in requirement
+    ]
+    assert extra
+    assert set(extra) <= pinned
 
 
 def test_everything_the_image_runs_is_copied_into_it():
