@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-.PHONY: run test lint typecheck pytest alerts tools multi multi-stop clean
+.PHONY: run test lint typecheck pytest alerts tools multi multi-stop image-test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ alerts:
 tools:
 	@ops/debian_tool.sh promtool >/dev/null
 	@ops/debian_tool.sh caddy >/dev/null
+
+## Build the image from the Dockerfile without a registry and check it running read-only (ops/image_test.sh; as root).
+image-test: $(VENV)/.installed
+	PYTHON=$(BIN)/python ops/image_test.sh
 
 clean:
 	rm -rf $(VENV) var
