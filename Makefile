@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-.PHONY: run test lint typecheck pytest alerts tools multi multi-stop image-test clean
+.PHONY: run test lint typecheck pytest alerts tools multi multi-stop image-test compose-test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ tools:
 ## Build the image from the Dockerfile without a registry and check it running read-only (ops/image_test.sh; as root).
 image-test: $(VENV)/.installed
 	PYTHON=$(BIN)/python ops/image_test.sh
+
+## Start docker-compose.yml whole on local stand-in images and check it through Caddy (ops/compose_test.sh; as root).
+compose-test:
+	ops/compose_test.sh
 
 clean:
 	rm -rf $(VENV) var
