@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-.PHONY: run test lint typecheck pytest alerts tools multi multi-stop image-test compose-test clean
+.PHONY: run test lint typecheck pytest alerts tools multi multi-stop lock image-test compose-test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,19 @@ multi-stop:
 ## Lint, type-check, check the alerting rules and run the whole test suite (the database and backends come from the environment).
 test: lint typecheck alerts pytest
 
+## Style, formatting, the apps' import layers (pyproject.toml) and migrations that match the models.
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	env -u DATABASE_URL DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
+
+## Recompile the pinned, hashed requirements from requirements.in and requirements-dev.in.
+lock: $(VENV)/.installed
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-header \
+	  --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-header \
+	  --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy .

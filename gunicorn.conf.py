@@ -11,7 +11,7 @@ mode. Each gunicorn master gets its own metrics directory (made empty at start, 
 at exit), workers write their samples there, ``/metrics`` sums them, and the samples of
 a worker that died are marked so its gauges disappear while its counters keep counting.
 The master also makes an instance directory that its workers share for the per-node
-in-flight limit (``SOFIIA_NODE_MAX_INFLIGHT``, see ``chats.bulkhead``).
+in-flight limit (``SOFIIA_NODE_MAX_INFLIGHT``, see ``nodes.bulkhead``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from typing import Any  # noqa: E402
 from sofiia.lib.env import env_choice, env_float, env_int, env_str  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sofiia.settings")
+# Workers take their PostgreSQL connections from a pool (SOFIIA_DB_POOL_MAX per worker).
+os.environ.setdefault("SOFIIA_DB_POOL", "1")
 
 worker_class = env_choice("GUNICORN_WORKER_CLASS", "gevent", ("gevent", "gthread"))
 bind = env_str("GUNICORN_BIND", "127.0.0.1:8000")
@@ -57,7 +59,10 @@ timeout = env_int("GUNICORN_TIMEOUT", 60, minimum=1)
 # ends within the infer timeout, the database writes around it within a few seconds more.
 _infer_timeout = env_float("SOFIIA_INFER_TIMEOUT", 30.0)
 graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", int(_infer_timeout) + 15, minimum=1)
-keepalive = 5
+# Seconds an idle client connection is kept open for its next request. A stopping worker
+# waits for idle connections too, so this is also the least a graceful stop takes when a
+# client keeps one open. Behind Caddy, keep it longer than Caddy's upstream keep-alive.
+keepalive = env_int("GUNICORN_KEEPALIVE", 5, minimum=0)
 # Trust X-Forwarded-* only from the proxy in front (Caddy); see SOFIIA_TRUSTED_PROXIES too.
 forwarded_allow_ips = env_str("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's command socket is not used, and the container's filesystem is read-only.

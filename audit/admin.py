@@ -16,8 +16,6 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
@@ -25,10 +23,8 @@ from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
-from rest_framework.authtoken.admin import TokenAdmin
-from rest_framework.authtoken.models import TokenProxy
 
-from audit import actions
+from audit.actions import AuditAction, AuditOutcome
 from audit.chain import format_ts
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -44,11 +40,11 @@ MAX_BIGINT = 2**63 - 1
 
 
 class _ChoiceFilter(admin.SimpleListFilter):
-    choices_list: tuple[str, ...] = ()
+    choices_list: list[tuple[str, str]] = []
     field = ""
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(value, value) for value in self.choices_list]
+        return [(value, value) for value, _label in self.choices_list]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
@@ -59,13 +55,13 @@ class ActionFilter(_ChoiceFilter):
     # Known actions, not SELECT DISTINCT: that would scan the whole table on every page view.
     title = "action"
     parameter_name = field = "action"
-    choices_list = actions.ALL
+    choices_list = AuditAction.choices
 
 
 class OutcomeFilter(_ChoiceFilter):
     title = "outcome"
     parameter_name = field = "outcome"
-    choices_list = actions.OUTCOMES
+    choices_list = AuditOutcome.choices
 
 
 class ActorFilter(admin.SimpleListFilter):
@@ -139,7 +135,7 @@ def _csv_rows(events: Iterable[AuditEvent]) -> Iterator[str]:
 def _record_admin_read(request: HttpRequest, view: str, **details: Any) -> None:
     audit_record(
         actor=request.user.get_username(),
-        action=actions.AUDIT_READ,
+        action=AuditAction.AUDIT_READ,
         target_type="audit",
         details={"via": "admin", "view": view, "query": dict(request.GET.lists()), **details},
     )
@@ -241,7 +237,7 @@ class AuditedAdminMixin(admin.ModelAdmin[Any]):
             details["changes"] = changes
         audit_record(
             actor=request.user.get_username(),
-            action=f"{self.audit_subject}.{verb}",
+            action=AuditAction(f"{self.audit_subject}.{verb}"),
             target_type=self.audit_target_type,
             target_id=target_id,
             details={"via": "admin", **details},
@@ -262,27 +258,3 @@ class AuditedAdminMixin(admin.ModelAdmin[Any]):
         for obj in queryset:
             self._audit(request, obj, "delete")
         return entries
-
-
-class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
-    audit_subject = "operator"
-    audit_target_type = "user"
-
-
-class AuditedTokenAdmin(AuditedAdminMixin, TokenAdmin):
-    audit_subject = "token"
-    audit_target_type = "token"
-
-    def audit_target(self, obj: TokenProxy) -> tuple[Any, dict[str, Any]]:
-        # A token's primary key (and its str()) is the secret itself: name it by its user.
-        return obj.user_id, {"name": obj.user.get_username()}
-
-
-class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
-    audit_subject = "group"
-    audit_target_type = "group"
-
-
-for _model, _model_admin in ((User, AuditedUserAdmin), (TokenProxy, AuditedTokenAdmin), (Group, AuditedGroupAdmin)):
-    admin.site.unregister(_model)
-    admin.site.register(_model, _model_admin)

@@ -12,8 +12,8 @@ from audit.keys import AuditKeyInvalid, AuditKeyRequired, AuditReader, audit_rea
 from audit.models import AuditEvent
 from audit.selectors import AuditFilters
 from audit.services import audit_events_read, audit_read_denied
-from chats.serializers import StrictCharField
 from sofiia.lib.errors import ApplicationError
+from sofiia.lib.fields import StrictCharField
 from sofiia.lib.pagination import parse_limit
 
 _SINGLE_VALUED = ("action", "actor", "chat_id", "since", "until", "order", "limit", "cursor")

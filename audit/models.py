@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from audit.actions import AuditAction, AuditOutcome
+
 
 class AuditEvent(models.Model):
     """One thing an operator (or an auditor, or the system) did. Append-only.
@@ -15,11 +17,11 @@ class AuditEvent(models.Model):
     id = models.BigIntegerField(primary_key=True)
     ts = models.DateTimeField(default=timezone.now)
     actor = models.CharField(max_length=150)
-    action = models.CharField(max_length=64)
+    action = models.CharField(max_length=64, choices=AuditAction.choices)
     target_type = models.CharField(max_length=64, blank=True, default="")
     target_id = models.CharField(max_length=64, blank=True, default="")
     chat_id = models.BigIntegerField(null=True, blank=True)
-    outcome = models.CharField(max_length=32, default="success")
+    outcome = models.CharField(max_length=32, choices=AuditOutcome.choices, default=AuditOutcome.SUCCESS)
     request_id = models.CharField(max_length=128, blank=True, default="")
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True, default="")

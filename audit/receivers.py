@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.http import HttpRequest
 
-from audit import actions
+from audit.actions import AuditAction, AuditOutcome
 from audit.services import audit_record
 
 
@@ -29,7 +29,7 @@ def login_surface(request: HttpRequest | None) -> str:
 def _logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     audit_record(
         actor=user.get_username(),
-        action=actions.AUTH_LOGIN,
+        action=AuditAction.AUTH_LOGIN,
         target_type="user",
         target_id=user.pk,
         details={"via": login_surface(request)},
@@ -41,8 +41,8 @@ def _login_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest
     username = str(credentials.get("username") or "")
     audit_record(
         actor=username or "anonymous",
-        action=actions.AUTH_LOGIN_FAILED,
-        outcome=actions.FAILURE,
+        action=AuditAction.AUTH_LOGIN_FAILED,
+        outcome=AuditOutcome.FAILURE,
         target_type="user",
         details={"via": login_surface(request), "username": username[:150]},
     )
@@ -53,7 +53,7 @@ def _logged_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: A
         return  # logging out without a session changes nothing
     audit_record(
         actor=user.get_username(),
-        action=actions.AUTH_LOGOUT,
+        action=AuditAction.AUTH_LOGOUT,
         target_type="user",
         target_id=user.pk,
         details={"via": login_surface(request)},

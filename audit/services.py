@@ -14,13 +14,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
-from audit import actions
+from audit.actions import AuditAction, AuditOutcome
 from audit.chain import ANCHOR_PK, HEAD_PK, canonical_details, chain_anchor, chain_head_from_events, event_hash
 from audit.keys import AuditReader
 from audit.metrics import AUDIT_DENIED_UNRECORDED, AUDIT_EVENTS, AUDIT_WRITE_FAILURES
 from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
 from audit.selectors import AuditFilters, audit_event_list
-from ratelimit.backends import budget_spend
+from sofiia.lib.limits import budget_spend
 from sofiia.lib.pagination import Order, Page, keyset_page
 from sofiia.lib.request_id import current_request
 
@@ -105,8 +105,8 @@ def _append(event: AuditEvent) -> None:
 def audit_record(
     *,
     actor: str,
-    action: str,
-    outcome: str = "success",
+    action: AuditAction,
+    outcome: AuditOutcome = AuditOutcome.SUCCESS,
     target_type: str = "",
     target_id: str | int | None = None,
     chat_id: int | None = None,
@@ -175,7 +175,7 @@ def audit_events_read(
     )
     audit_record(
         actor=reader.actor,
-        action=actions.AUDIT_READ,
+        action=AuditAction.AUDIT_READ,
         target_type="audit",
         details={
             "via": "api",
@@ -204,8 +204,8 @@ def audit_read_denied(*, reason: str) -> None:
         return
     audit_record(
         actor="anonymous",
-        action=actions.AUDIT_READ,
-        outcome=actions.DENIED,
+        action=AuditAction.AUDIT_READ,
+        outcome=AuditOutcome.DENIED,
         target_type="audit",
         details={"via": "api", "reason": reason},
     )
@@ -319,7 +319,7 @@ def audit_prune(
     )
     audit_record(
         actor="system",
-        action=actions.AUDIT_PRUNE,
+        action=AuditAction.AUDIT_PRUNE,
         target_type="audit",
         details={
             "older_than": older_than,

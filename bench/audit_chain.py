@@ -45,8 +45,8 @@ from django.utils import timezone  # noqa: E402
 from audit.chain import canonical_details, chain_verify  # noqa: E402
 from audit.models import AuditEvent  # noqa: E402
 from chats import services as chat_services  # noqa: E402
-from chats.infer import InferResult  # noqa: E402
 from chats.models import Chat  # noqa: E402
+from nodes.infer import InferResult  # noqa: E402
 
 VARIANTS = ("no audit", "plain insert", "hash chain")
 

@@ -32,7 +32,7 @@ import requests
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from chats.devrouter import DevRouter  # noqa: E402
+from nodes.devrouter import DevRouter  # noqa: E402
 from tests.live import free_port  # noqa: E402
 
 

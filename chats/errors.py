@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from sofiia.lib.errors import ApplicationError
 
 if TYPE_CHECKING:
-    from chats.infer import NodeError
     from chats.models import Message
+    from nodes.infer import NodeError
 
 
 class ChatNotFound(ApplicationError):
@@ -31,6 +31,16 @@ class IdempotencyKeyInFlight(ApplicationError):
     code = "idempotency_key_in_flight"
 
 
+class RateLimited(ApplicationError):
+    status = 429
+    code = "rate_limited"
+
+
+class RateLimitUnavailable(ApplicationError):
+    status = 503
+    code = "rate_limit_unavailable"
+
+
 NODE_BUSY_RETRY_AFTER_SECONDS = 2
 _DELIVERY_STATUS = {"node_timeout": 504, "node_busy": 503}
 
@@ -49,8 +59,3 @@ class MessageDeliveryFailed(ApplicationError):
         )
         self.message = message
         self.error = error
-
-
-class OperatorExists(ApplicationError):
-    status = 409
-    code = "operator_exists"

@@ -1,57 +1,75 @@
-"""Idempotent sends: the cache-backed fast path in front of ``POST /api/chats/{id}/send``.
+"""Idempotent sends: the cache-backed layer at the front of the send pipeline.
 
 Follows the IETF ``Idempotency-Key`` header draft and Stripe's behaviour:
 
-- A key is scoped to operator + chat + key; the request fingerprint is a SHA-256 of the
-  canonical JSON body.
-- The first request claims the key with an atomic add (``SET NX`` in Redis) and runs the
-  view. A 2xx answer is stored (status, body, content type) for ``SOFIIA_IDEMPOTENCY_TTL``
-  seconds; any other answer releases the claim, so 4xx, 409, 429 and 5xx are never replayed
-  and the client may simply retry.
-- The same key and body again → the stored answer with ``Idempotent-Replayed: true``; the
-  node is not called, nothing is stored, no rate limit is spent. Another body → 422. While
-  the first request still runs → 409 with ``Retry-After``.
-- A claim expires after the delivery lease (infer timeout + margin), so a worker that died
+- A key is scoped to operator + chat + key. Two sends are the same request when their
+  texts are equal (:func:`request_fingerprint`, the one definition the database guard in
+  ``chats.services`` uses too).
+- The first send claims the key with an atomic add (``SET NX`` in Redis) and goes on down
+  the pipeline. A delivered send is recorded for ``SOFIIA_IDEMPOTENCY_TTL`` seconds as its
+  two message ids, never its body: a replay is rebuilt from the database. Any refusal or
+  failure releases the claim, so 4xx, 409, 429 and 5xx answers are never replayed and the
+  client may simply retry.
+- The same key and text again → the recorded outcome, marked replayed; the node is not
+  called, nothing is stored, no rate limit is spent. Another text → 422. While the first
+  send still runs → 409 with ``Retry-After``.
+- A claim lapses after the delivery lease (infer timeout + margin), so a worker that died
   holding it cannot block the key for longer than that.
 
 The cache is only the fast path. The database guards exactly-once on its own (see
-``chats.services.message_send``): whether the cache is flushed, restarted, unreachable or
-``inmemory`` in several processes, a key never yields a second message or node call.
+``chats.services.message_send``): whether the cache is flushed, restarted, unreachable, full
+or ``inmemory`` in several processes, a key never yields a second message or node call.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
-from django.http import HttpResponse
 
-from chats.metrics import IDEMPOTENCY_BACKEND_ERRORS, IDEMPOTENCY_REQUESTS
-from chats.services import IN_FLIGHT_RETRY_AFTER_SECONDS, delivery_lease_seconds
+from chats.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
+from chats.metrics import IDEMPOTENCY_BACKEND_ERRORS
 from sofiia.lib.cache_errors import cache_backend_errors
-from sofiia.lib.errors import json_error
+from sofiia.lib.clock import clock_now
 
 logger = logging.getLogger(__name__)
 
 CACHE_ALIAS = "idempotency"
 REPLAYED_HEADER = "Idempotent-Replayed"
-_STORED_HEADERS = ("Content-Type",)
+IN_FLIGHT_RETRY_AFTER_SECONDS = 1
 
 
-def request_fingerprint(body: bytes) -> str:
-    """SHA-256 of the body's canonical JSON (key order and whitespace do not matter)."""
-    try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    except (ValueError, UnicodeDecodeError):
-        canonical = body
-    return hashlib.sha256(canonical).hexdigest()
+def delivery_lease_seconds() -> float:
+    """How long a delivery may stay in flight before another attempt may take it over.
+
+    A worker that dies mid-call leaves its claim and its ``pending`` message behind; after
+    the infer timeout plus a margin for the database writes around the call, the attempt is
+    certainly over.
+    """
+    return float(settings.SOFIIA_INFER_TIMEOUT) + 15.0
+
+
+def request_fingerprint(text: str) -> str:
+    """What makes two sends with one key the same request: their text."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def in_flight_error() -> IdempotencyKeyInFlight:
+    return IdempotencyKeyInFlight(
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
+        headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_SECONDS)},
+    )
+
+
+def reused_error() -> IdempotencyKeyReused:
+    return IdempotencyKeyReused("This Idempotency-Key was already used with a different text.")
 
 
 def cache_key(*, operator_id: int, chat_id: int, key: str) -> str:
@@ -60,125 +78,104 @@ def cache_key(*, operator_id: int, chat_id: int, key: str) -> str:
 
 
 @dataclass(frozen=True)
-class Claim:
-    """A key this request holds while the view runs."""
+class Delivered:
+    """A delivery the cache remembers: the ids of the operator message and its reply."""
+
+    operator_message_id: int
+    reply_id: int
+
+
+@dataclass
+class IdempotencyGuard:
+    """This send's hold on its key, for the length of the pipeline."""
 
     cache_key: str
-    claim_id: str
     fingerprint: str
+    claim_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Set when the cache already knows the delivery: the pipeline replays it.
+    delivered: Delivered | None = None
+    claimed: bool = False
+
+    def complete(self, delivered: Delivered) -> None:
+        """Record the delivery, so the key replays it from now on."""
+        record = {
+            "state": "done",
+            "fingerprint": self.fingerprint,
+            "operator_message_id": delivered.operator_message_id,
+            "reply_id": delivered.reply_id,
+        }
+        try:
+            caches[CACHE_ALIAS].set(self.cache_key, record, timeout=settings.SOFIIA_IDEMPOTENCY_TTL)
+        except cache_backend_errors() as exc:
+            _backend_failed("complete", exc)
+        self.claimed = False
+
+    def release(self) -> None:
+        """Give the key up after a refusal or a failure (only our own claim: after a lapse
+        the key may belong to a newer send)."""
+        if not self.claimed:
+            return
+        self.claimed = False
+        cache = caches[CACHE_ALIAS]
+        try:
+            current = cache.get(self.cache_key)
+            if current is not None and current.get("claim_id") == self.claim_id:
+                cache.delete(self.cache_key)
+        except cache_backend_errors() as exc:
+            _backend_failed("release", exc)
 
 
-@dataclass(frozen=True)
-class Begin:
-    """What to do with a send request: answer right away, or run the view (holding ``claim``)."""
+@contextmanager
+def idempotency_guard(*, operator_id: int, chat_id: int, key: str, text: str) -> Iterator[IdempotencyGuard]:
+    """Claim the key for the block, or learn that the cache already knows the answer.
 
-    response: HttpResponse | None = None
-    claim: Claim | None = None
-    result: str | None = None  # counted now when the request is answered here
-    message_id: int | None = None  # the operator message a replay is about
-
-
-def _replay(record: dict[str, Any]) -> HttpResponse:
-    response = HttpResponse(record["body"], status=record["status"])
-    for name, value in record["headers"].items():
-        response[name] = value
-    response[REPLAYED_HEADER] = "true"
-    return response
-
-
-def _in_flight() -> HttpResponse:
-    return json_error(
-        409,
-        "idempotency_key_in_flight",
-        "A request with this Idempotency-Key is still being processed; retry shortly.",
-        headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_SECONDS)},
-    )
-
-
-def _mismatch() -> HttpResponse:
-    return json_error(422, "idempotency_key_reused", "This Idempotency-Key was already used with a different body.")
-
-
-def _answer_from(record: dict[str, Any], fingerprint: str) -> Begin:
-    if record["fingerprint"] != fingerprint:
-        return Begin(response=_mismatch(), result="mismatch")
-    if record["state"] == "done":
-        return Begin(response=_replay(record), result="replay", message_id=record.get("message_id"))
-    return Begin(response=_in_flight(), result="conflict")
-
-
-def idempotency_begin(*, operator_id: int, chat_id: int, key: str, body: bytes) -> Begin:
-    """Answer a repeat from the cache, or claim the key for this request.
-
-    When the cache cannot be reached the request goes on unclaimed: the database guard
-    still prevents a duplicate, and the failure is logged and counted.
+    Raises 422 for the key with another text, 409 while another send holds it. When the
+    cache cannot be reached the block runs unclaimed: the database guard still prevents a
+    duplicate, and the failure is logged and counted. Leaving the block with an exception
+    releases the claim.
     """
-    fingerprint = request_fingerprint(body)
-    scope_key = cache_key(operator_id=operator_id, chat_id=chat_id, key=key)
-    claim = Claim(cache_key=scope_key, claim_id=uuid.uuid4().hex, fingerprint=fingerprint)
-    cache = caches[CACHE_ALIAS]
+    guard = IdempotencyGuard(cache_key=cache_key(operator_id=operator_id, chat_id=chat_id, key=key),
+                             fingerprint=request_fingerprint(text))  # fmt: skip
     try:
-        for _ in range(2):
-            record = cache.get(scope_key)
-            if record is not None:
-                return _answer_from(record, fingerprint)
-            claimed = cache.add(
-                scope_key,
-                {"state": "in_flight", "fingerprint": fingerprint, "claim_id": claim.claim_id, "at": time.time()},
-                timeout=delivery_lease_seconds(),
-            )
-            if claimed:
-                logger.info("idempotency.claim", extra={"chat_id": chat_id, "operator_id": operator_id})
-                return Begin(claim=claim)
-            # Lost the race for the key between get and add: read the winner's record.
+        _claim(guard)
     except cache_backend_errors() as exc:
         _backend_failed("claim", exc)
-        return Begin()
-    # The key was claimed and expired in between, twice: let the database decide.
-    return Begin()
-
-
-def idempotency_finish(claim: Claim, response: HttpResponse) -> None:
-    """Store a successful answer for replay; release the claim on anything else."""
-    cache = caches[CACHE_ALIAS]
     try:
-        if 200 <= response.status_code < 300:
-            headers = {name: response[name] for name in _STORED_HEADERS if name in response}
-            data = getattr(response, "data", None)
-            message = data.get("operator_message") if isinstance(data, dict) else None
-            record = {
-                "state": "done",
-                "fingerprint": claim.fingerprint,
-                "status": response.status_code,
-                "body": response.content,
-                "headers": headers,
-                "message_id": message.get("id") if isinstance(message, dict) else None,
-            }
-            cache.set(claim.cache_key, record, timeout=settings.SOFIIA_IDEMPOTENCY_TTL)
-        else:
-            current = cache.get(claim.cache_key)
-            # Only our own claim: after a lease expiry the key may belong to a newer request.
-            if current is not None and current.get("claim_id") == claim.claim_id:
-                cache.delete(claim.cache_key)
-    except cache_backend_errors() as exc:
-        _backend_failed("finish", exc)
+        yield guard
+    except BaseException:
+        guard.release()
+        raise
+    guard.release()
 
 
-def result_of(response: HttpResponse) -> str:
-    """How a send that ran the view ended, in idempotency terms (the database may replay too)."""
-    if response.get(REPLAYED_HEADER) == "true":
-        return "replay"
-    if response.status_code == 409:
-        return "conflict"
-    if response.status_code == 422:
-        return "mismatch"
-    return "miss"
-
-
-def idempotency_count(result: str, *, chat_id: int, operator: str) -> None:
-    IDEMPOTENCY_REQUESTS.labels(result=result).inc()
-    if result != "miss":
-        logger.info(f"idempotency.{result}", extra={"chat_id": chat_id, "operator": operator})
+def _claim(guard: IdempotencyGuard) -> None:
+    cache = caches[CACHE_ALIAS]
+    lease = delivery_lease_seconds()
+    for _ in range(3):
+        record: dict[str, Any] | None = cache.get(guard.cache_key)
+        if record is not None:
+            if record.get("fingerprint") != guard.fingerprint:
+                raise reused_error()
+            if record.get("state") == "done":
+                guard.delivered = Delivered(record["operator_message_id"], record["reply_id"])
+                return
+            claimed_at = record.get("claimed_at", 0.0)
+            if clock_now().timestamp() - claimed_at < lease:
+                raise in_flight_error()
+            # The claim outlived its lease (its worker died): drop it and claim afresh. If two
+            # sends do this at once, the database guard lets only one of them deliver.
+            cache.delete(guard.cache_key)
+        claim = {
+            "state": "in_flight",
+            "fingerprint": guard.fingerprint,
+            "claim_id": guard.claim_id,
+            "claimed_at": clock_now().timestamp(),
+        }
+        if cache.add(guard.cache_key, claim, timeout=lease):
+            guard.claimed = True
+            return
+        # Lost the race for the key between get and add: read the winner's record.
+    # The key changed hands repeatedly while we looked: let the database decide.
 
 
 def _backend_failed(step: str, exc: BaseException) -> None:

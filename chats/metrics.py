@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
-INFER_REQUESTS = Counter(
-    "sofiia_infer_requests",
-    "Infer calls to router nodes, by node and outcome.",
-    ["node", "outcome"],
-)
-INFER_DURATION = Histogram(
-    "sofiia_infer_duration_seconds",
-    "Duration of infer calls to router nodes.",
-    ["node"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60),
-)
 SEND_DURATION = Histogram(
     "sofiia_send_duration_seconds",
     "Duration of the send service, node call included, by outcome.",
@@ -29,15 +18,4 @@ IDEMPOTENCY_REQUESTS = Counter(
 IDEMPOTENCY_BACKEND_ERRORS = Counter(
     "sofiia_idempotency_backend_errors",
     "Failed operations on the idempotency cache (the database guard still holds).",
-)
-NODE_IN_FLIGHT = Gauge(
-    "sofiia_node_in_flight",
-    "Sends waiting on a router node's answer, by node (all live workers together).",
-    ["node"],
-    multiprocess_mode="livesum",
-)
-NODE_BUSY = Counter(
-    "sofiia_node_busy",
-    "Sends refused with node_busy because the node had SOFIIA_NODE_MAX_INFLIGHT sends in flight.",
-    ["node"],
 )

@@ -5,13 +5,19 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from chats.validators import validate_agent_name
+
+CHAT_TITLE_MAX_LENGTH = 200
+AGENT_NAME_MAX_LENGTH = 64
+MESSAGE_TEXT_MAX_LENGTH = 16_000
+
 
 class Chat(models.Model):
     """A conversation of one operator with one agent on one router node."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="chats")
-    title = models.CharField(max_length=200)
-    agent = models.CharField(max_length=64)
+    title = models.CharField(max_length=CHAT_TITLE_MAX_LENGTH)
+    agent = models.CharField(max_length=AGENT_NAME_MAX_LENGTH, validators=[validate_agent_name])
     node = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -37,7 +43,8 @@ class Message(models.Model):
 
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
-    text = models.TextField()
+    # The database keeps any length; the limit is what a send may carry (forms and the API).
+    text = models.TextField(max_length=MESSAGE_TEXT_MAX_LENGTH)
     ts = models.DateTimeField(default=timezone.now)
     node = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices)

@@ -1,21 +1,28 @@
-"""Serializers shared by several API views (the chat and message shapes of the contract)."""
+"""The API's chat and message shapes (the contract's), and the input of a new chat."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db import models
 from rest_framework import serializers
 
 from chats.models import Chat, Message
+from sofiia.lib.fields import StrictCharField
 
 
-class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into text."""
+class ChatInputSerializer(serializers.ModelSerializer[Chat]):
+    """``POST /api/chats``: lengths and the agent-name rule come from the model."""
 
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+    }
+
+    class Meta:
+        model = Chat
+        fields = ["title", "agent", "node"]
+        extra_kwargs: dict[str, dict[str, Any]] = {"node": {"required": False, "allow_null": True}}
 
 
 # Output shapes are declared field by field rather than as ModelSerializers: a

@@ -9,26 +9,20 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
-from django.utils import timezone
 
+from audit.actions import AuditAction, AuditOutcome
 from audit.services import audit_record
-from chats.bulkhead import node_bulkhead
-from chats.errors import (
-    IdempotencyKeyInFlight,
-    IdempotencyKeyReused,
-    MessageDeliveryFailed,
-    OperatorExists,
-    UnknownNode,
-)
-from chats.infer import NodeError, infer
+from chats.errors import MessageDeliveryFailed, UnknownNode
+from chats.idempotency import delivery_lease_seconds, in_flight_error, request_fingerprint, reused_error
 from chats.metrics import SEND_DURATION
 from chats.models import Chat, Message
-from chats.nodes import default_node, node_exists
+from nodes.bulkhead import node_bulkhead
+from nodes.infer import NodeError, infer
+from nodes.registry import default_node, node_exists
+from sofiia.lib.clock import clock_now
 from sofiia.lib.db import db_connections_release
 
 logger = logging.getLogger(__name__)
-
-IN_FLIGHT_RETRY_AFTER_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -39,15 +33,6 @@ class SendResult:
     replayed: bool
 
 
-def delivery_lease_seconds() -> float:
-    """How long a delivery may stay in flight before another attempt may take it over.
-
-    A worker that dies mid-call leaves its message ``pending``; after the infer timeout
-    plus a margin for the database writes around the call, the attempt is certainly over.
-    """
-    return float(settings.SOFIIA_INFER_TIMEOUT) + 15.0
-
-
 def chat_create(*, operator: User, title: str, agent: str, node: str | None = None) -> Chat:
     node = node or default_node()
     if not node_exists(node):
@@ -56,7 +41,7 @@ def chat_create(*, operator: User, title: str, agent: str, node: str | None = No
         chat = Chat.objects.create(owner=operator, title=title, agent=agent, node=node)
         audit_record(
             actor=operator.get_username(),
-            action="chat.create",
+            action=AuditAction.CHAT_CREATE,
             target_type="chat",
             target_id=chat.pk,
             chat_id=chat.pk,
@@ -77,7 +62,7 @@ def _operator_message_claim(*, operator: User, chat: Chat, text: str, idempotenc
     conditional UPDATE, so only one worker wins it even when the idempotency cache is
     gone. The unique constraint on (chat, operator, key) makes a second message impossible.
     """
-    now = timezone.now()
+    now = clock_now()
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -99,8 +84,8 @@ def _operator_message_claim(*, operator: User, chat: Chat, text: str, idempotenc
         ).first()
         if existing is None:
             raise
-    if existing.text != text:
-        raise IdempotencyKeyReused("This Idempotency-Key was already used with a different body.")
+    if request_fingerprint(existing.text) != request_fingerprint(text):
+        raise reused_error()
     if existing.status == Message.Status.DELIVERED:
         return existing, True
     lease_expired = now - timedelta(seconds=delivery_lease_seconds())
@@ -116,10 +101,26 @@ def _operator_message_claim(*, operator: User, chat: Chat, text: str, idempotenc
         return existing, False
     if existing.status == Message.Status.DELIVERED:
         return existing, True
-    raise IdempotencyKeyInFlight(
-        "A request with this Idempotency-Key is still being processed.",
-        headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_SECONDS)},
+    raise in_flight_error()
+
+
+def message_send_stored(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> SendResult | None:
+    """The stored result of a delivered send with this key, to replay without sending again;
+    ``None`` when the key has delivered nothing yet (or is new)."""
+    existing = (
+        Message.objects.filter(
+            chat=chat, operator=operator, idempotency_key=idempotency_key, role=Message.Role.OPERATOR
+        )
+        .select_related("reply")
+        .first()
     )
+    if existing is None:
+        return None
+    if request_fingerprint(existing.text) != request_fingerprint(text):
+        raise reused_error()
+    if existing.status != Message.Status.DELIVERED:
+        return None
+    return SendResult(operator_message=existing, reply=existing.reply, replayed=True)
 
 
 def _send_log(*, operator: User, chat: Chat, message: Message, status: str, started: float, **extra: object) -> None:
@@ -145,8 +146,8 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
 
     The operator message is committed as ``pending`` before the node is called; no
     transaction and no database connection is held across the call, which takes one of
-    the node's in-flight slots (``node_busy`` when there is none). On success the reply is stored and the
-    message marked ``delivered``; on a node failure it is marked ``failed`` and
+    the node's in-flight slots (``node_busy`` when there is none). On success the reply is
+    stored and the message marked ``delivered``; on a node failure it is marked ``failed`` and
     :class:`MessageDeliveryFailed` is raised. Sending again with the same key re-attempts
     delivery of that same message, or returns the stored result if it was delivered.
     """
@@ -156,17 +157,8 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
         operator=operator, chat=chat, text=text, idempotency_key=idempotency_key
     )
     if delivered:
-        reply = Message.objects.get(reply_to=message)
-        audit_record(
-            actor=actor,
-            action="message.replay",
-            target_type="message",
-            target_id=message.pk,
-            chat_id=chat.pk,
-            details={"source": "database", "idempotency_key": idempotency_key},
-        )
-        _send_log(operator=operator, chat=chat, message=message, status="replayed", started=started)
-        return SendResult(operator_message=message, reply=reply, replayed=True)
+        # Another send with this key delivered it while this one was on its way here.
+        return SendResult(operator_message=message, reply=Message.objects.get(reply_to=message), replayed=True)
 
     audit_details = {
         "node": chat.node,
@@ -179,14 +171,14 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
         with node_bulkhead().slot(chat.node):
             result = infer(node=chat.node, agent=chat.agent, prompt=text)
     except NodeError as error:
-        outcome = "timeout" if error.code == "node_timeout" else "failed"
+        outcome = AuditOutcome.TIMEOUT if error.code == "node_timeout" else AuditOutcome.FAILED
         with transaction.atomic():
             Message.objects.filter(pk=message.pk, status=Message.Status.PENDING, attempts=message.attempts).update(
                 status=Message.Status.FAILED, failure=error.code
             )
             audit_record(
                 actor=actor,
-                action="message.send",
+                action=AuditAction.MESSAGE_SEND,
                 outcome=outcome,
                 target_type="message",
                 target_id=message.pk,
@@ -203,7 +195,7 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
                 chat=chat,
                 role=Message.Role.AGENT,
                 text=result.response,
-                ts=timezone.now(),
+                ts=clock_now(),
                 node=chat.node,
                 status=Message.Status.DELIVERED,
                 reply_to=message,
@@ -211,8 +203,8 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
             Message.objects.filter(pk=message.pk).update(status=Message.Status.DELIVERED, failure="")
             audit_record(
                 actor=actor,
-                action="message.send",
-                outcome="delivered",
+                action=AuditAction.MESSAGE_SEND,
+                outcome=AuditOutcome.DELIVERED,
                 target_type="message",
                 target_id=message.pk,
                 chat_id=chat.pk,
@@ -224,43 +216,3 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
     message.status, message.failure = Message.Status.DELIVERED, ""
     _send_log(operator=operator, chat=chat, message=message, status="delivered", started=started)
     return SendResult(operator_message=message, reply=reply, replayed=False)
-
-
-@dataclass(frozen=True)
-class OperatorCreated:
-    operator: User
-    created: bool
-    token: str | None
-
-
-def operator_create(
-    *, username: str, password: str | None = None, with_token: bool = False, exist_ok: bool = False
-) -> OperatorCreated:
-    """Create an operator (a Django user), optionally with an API token.
-
-    With ``exist_ok`` an existing operator is kept as is (a given password is set again)
-    and its current token returned, so a setup script can run any number of times.
-    """
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
-
-    user_model = get_user_model()
-    with transaction.atomic():
-        operator, created = user_model.objects.get_or_create(username=username)
-        if not created and not exist_ok:
-            raise OperatorExists(f"Operator {username!r} already exists.")
-        if password is not None:
-            operator.set_password(password)
-        elif created:
-            operator.set_unusable_password()
-        operator.save()
-        token = Token.objects.get_or_create(user=operator)[0].key if with_token else None
-        if created:
-            audit_record(
-                actor="system",
-                action="operator.create",
-                target_type="user",
-                target_id=operator.pk,
-                details={"username": username, "token": with_token, "password": password is not None},
-            )
-    return OperatorCreated(operator=operator, created=created, token=token)

@@ -7,5 +7,4 @@ urlpatterns = [
     path("chats/<id:chat_id>", api.ChatDetailApi.as_view(), name="chat-detail"),
     path("chats/<id:chat_id>/messages", api.MessageListApi.as_view(), name="chat-messages"),
     path("chats/<id:chat_id>/send", api.ChatSendApi.as_view(), name="chat-send"),
-    path("nodes", api.NodeListApi.as_view(), name="node-list"),
 ]

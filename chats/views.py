@@ -8,14 +8,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from chats.errors import MessageDeliveryFailed
+from chats.errors import ChatNotFound, MessageDeliveryFailed
 from chats.forms import ChatCreateForm, SendForm
 from chats.models import Chat
-from chats.nodes import node_statuses
 from chats.selectors import chat_get_for_operator, chat_list_for_operator, message_list_for_chat
-from chats.services import chat_create, message_send
-from ratelimit.services import ratelimit_hit
-from sofiia.lib.auth import authenticated_operator
+from chats.sending import SendRequest, send_pipeline
+from chats.services import chat_create
+from nodes.registry import node_statuses
+from operators.auth import authenticated_operator
 from sofiia.lib.errors import ApplicationError
 from sofiia.lib.pagination import keyset_page
 
@@ -67,33 +67,26 @@ def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def chat_send(request: HttpRequest, chat_id: int) -> HttpResponse:
-    operator = authenticated_operator(request)
-    chat = _chat_or_404(request, chat_id)
-    form = SendForm(request.POST)
-    if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, str(error))
-        return redirect("console:chat-detail", chat_id=chat.pk)
-    limit = ratelimit_hit(operator=operator, chat_id=chat.pk)
-    if not limit.allowed:
-        if limit.backend_failed:
-            messages.error(request, "Rate limits cannot be checked right now; retry shortly.")
-        else:
-            messages.error(request, f"Too many sends for this {limit.blocked_scope}; retry in {limit.retry_after} s.")
-        return redirect("console:chat-detail", chat_id=chat.pk)
+    """The form's send: the same pipeline as the API's, a refusal shown above the form."""
+    send = SendRequest(
+        operator=authenticated_operator(request),
+        chat_id=chat_id,
+        text=request.POST.get("text"),
+        idempotency_key=request.POST.get("idempotency_key"),
+    )
     try:
-        message_send(
-            operator=operator,
-            chat=chat,
-            text=form.cleaned_data["text"],
-            idempotency_key=form.cleaned_data["idempotency_key"],
-        )
-    except MessageDeliveryFailed as failure:
-        messages.error(request, f"{failure.detail} Your message is kept; send it again to retry.")
-    except ApplicationError as exc:
-        messages.error(request, exc.detail)
-    return redirect("console:chat-detail", chat_id=chat.pk)
+        send_pipeline(send)
+    except ChatNotFound:
+        raise Http404("Chat not found") from None
+    except ApplicationError as refusal:
+        messages.error(request, _refusal_text(refusal))
+    return redirect("console:chat-detail", chat_id=chat_id)
+
+
+def _refusal_text(refusal: ApplicationError) -> str:
+    if isinstance(refusal, MessageDeliveryFailed):
+        return f"{refusal.detail} Your message is kept; send it again to retry."
+    return refusal.detail
 
 
 def _chat_or_404(request: HttpRequest, chat_id: int) -> Chat:

@@ -66,9 +66,9 @@ from importlib.metadata import version
 import sofiia
 print("sofiia-console", sofiia.__version__)
 print("python", platform.python_version())
-for line in open("requirements.txt"):
-    name = line.split("==")[0].split("[")[0].strip()
-    if name and not name.startswith("#"):
+for line in open("requirements.in"):  # the direct dependencies; requirements.txt pins the rest
+    name = line.split("#")[0].split("==")[0].split("[")[0].strip()
+    if name:
         print(name, version(name))
 '
 section "Preflight (strict)" gate "${run_py[@]}" manage.py preflight --strict

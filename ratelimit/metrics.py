@@ -7,7 +7,3 @@ RATELIMIT_REQUESTS = Counter(
     "Send rate-limit decisions: an allowed send counts in each scope, a blocked one in the scope that blocked it.",
     ["scope", "decision"],
 )
-RATELIMIT_BACKEND_ERRORS = Counter(
-    "sofiia_ratelimit_backend_errors",
-    "Rate-limit checks that failed because the backend did not answer.",
-)

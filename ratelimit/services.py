@@ -1,5 +1,8 @@
 """Send rate limits per chat (``SOFIIA_RATE_LIMIT_CHAT``) and per operator
-(``SOFIIA_RATE_LIMIT_OPERATOR``); see ``ratelimit.limiter`` for the algorithm."""
+(``SOFIIA_RATE_LIMIT_OPERATOR``); see ``sofiia.lib.sliding_window`` for the algorithm.
+
+The limiter decides and counts; the caller acts on the decision (answers 429, writes the
+``ratelimit.block`` audit event)."""
 
 from __future__ import annotations
 
@@ -10,10 +13,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from audit.services import audit_record
-from ratelimit.backends import limiter_acquire
-from ratelimit.limiter import Outcome, Window
 from ratelimit.metrics import RATELIMIT_REQUESTS
+from sofiia.lib.limits import limiter_acquire
+from sofiia.lib.sliding_window import Outcome, Window
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +59,8 @@ def _acquire(windows: tuple[Window, ...], *, consume: bool) -> Decision:
 def ratelimit_hit(*, operator: User, chat_id: int) -> Decision:
     """Spend one send of the operator's quota and of the chat's, or refuse without spending.
 
-    A refusal is counted, logged and audited (``ratelimit.block``).
+    A refusal is counted and logged; :func:`ratelimit_block_details` describes it for
+    the caller's audit event.
     """
     windows = send_windows(operator_id=operator.pk, chat_id=chat_id)
     decision = _acquire(windows, consume=True)
@@ -67,21 +70,18 @@ def ratelimit_hit(*, operator: User, chat_id: int) -> Decision:
         for window in windows:
             RATELIMIT_REQUESTS.labels(scope=window.scope, decision="allowed").inc()
         return decision
-    scope = decision.blocked_scope
-    window = next(w for w in windows if w.scope == scope)
-    RATELIMIT_REQUESTS.labels(scope=scope, decision="blocked").inc()
-    details = {"scope": scope, "limit": window.limit, "window": window.seconds, "retry_after": decision.retry_after}
-    logger.warning("ratelimit.block", extra={"operator": operator.get_username(), "chat_id": chat_id, **details})
-    audit_record(
-        actor=operator.get_username(),
-        action="ratelimit.block",
-        outcome="blocked",
-        target_type="chat",
-        target_id=chat_id,
-        chat_id=chat_id,
-        details=details,
+    RATELIMIT_REQUESTS.labels(scope=decision.blocked_scope, decision="blocked").inc()
+    logger.warning(
+        "ratelimit.block",
+        extra={"operator": operator.get_username(), "chat_id": chat_id, **ratelimit_block_details(decision)},
     )
     return decision
+
+
+def ratelimit_block_details(decision: Decision) -> dict[str, object]:
+    """What a refusal was about: the scope, its policy and when to retry."""
+    window = next(w for w in decision.windows if w.scope == decision.blocked_scope)
+    return {"scope": window.scope, "limit": window.limit, "window": window.seconds, "retry_after": decision.retry_after}
 
 
 def ratelimit_peek(*, operator: User, chat_id: int) -> Decision:

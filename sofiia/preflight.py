@@ -17,7 +17,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from audit.chain import chain_verify
-from chats.nodes import node_names, node_probe
+from nodes.registry import node_names, node_probe
 from sofiia.health import check_backend
 
 Verdict = Literal["PASS", "WARN", "FAIL"]

@@ -59,9 +59,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_prometheus",
-    "chats",
     "audit",
     "ratelimit",
+    "nodes",
+    "operators",
+    "chats",
 ]
 
 MIDDLEWARE = [
@@ -76,9 +78,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # The send path: the idempotency check first (replays spend no quota), then the limiter.
-    "chats.middleware.IdempotencyMiddleware",
-    "ratelimit.middleware.RateLimitMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -105,14 +104,18 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'sofiia.sqlite3'}")
 
 
+# Servers pool their PostgreSQL connections (gunicorn.conf.py turns this on); a management
+# command connects directly, so an unreachable database fails it at once.
+SOFIIA_DB_POOL = env_bool("SOFIIA_DB_POOL", False)
 SOFIIA_DB_POOL_MAX = env_int("SOFIIA_DB_POOL_MAX", 20, minimum=1)
 SOFIIA_DB_POOL_TIMEOUT = env_float("SOFIIA_DB_POOL_TIMEOUT", 5.0)
 
 
 def _database(url: str) -> dict[str, Any]:
     # Connections are not kept per thread (CONN_MAX_AGE 0): under gevent a "thread" is one
-    # request's greenlet. PostgreSQL connections come from a pool per worker instead, and a
-    # send gives its connection back while the node thinks (chats.services.message_send).
+    # request's greenlet. In a server, PostgreSQL connections come from a pool per worker
+    # instead, and a send gives its connection back while the node thinks
+    # (chats.services.message_send).
     try:
         config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True))
     except (ValueError, KeyError) as exc:
@@ -134,12 +137,13 @@ def _database(url: str) -> dict[str, Any]:
         options = config.setdefault("OPTIONS", {})
         options.setdefault("connect_timeout", 5)
         options.setdefault("application_name", "sofiia-console")
-        options["pool"] = {
-            "min_size": min(2, SOFIIA_DB_POOL_MAX),
-            "max_size": SOFIIA_DB_POOL_MAX,
-            # How long a request waits for a free connection before it fails.
-            "timeout": SOFIIA_DB_POOL_TIMEOUT,
-        }
+        if SOFIIA_DB_POOL:
+            options["pool"] = {
+                "min_size": min(2, SOFIIA_DB_POOL_MAX),
+                "max_size": SOFIIA_DB_POOL_MAX,
+                # How long a request waits for a free connection before it fails.
+                "timeout": SOFIIA_DB_POOL_TIMEOUT,
+            }
     else:
         raise ImproperlyConfigured(f"DATABASE_URL: only sqlite:// and postgres:// are supported, got {engine!r}")
     return config
@@ -197,7 +201,7 @@ if SOFIIA_DEFAULT_NODE not in SOFIIA_NODES:
 SOFIIA_INFER_TIMEOUT = env_float("SOFIIA_INFER_TIMEOUT", 30.0)
 SOFIIA_NODE_PROBE_TIMEOUT = 1.0
 # Sends waiting on one node's answer at once, all workers of an instance together; past it
-# a send to that node is answered 503 node_busy (chats.bulkhead).
+# a send to that node is answered 503 node_busy (nodes.bulkhead).
 SOFIIA_NODE_MAX_INFLIGHT = env_int("SOFIIA_NODE_MAX_INFLIGHT", 500, minimum=1)
 # Made by the gunicorn master and shared by its workers (gunicorn.conf.py); a process
 # started any other way makes its own.
@@ -224,7 +228,7 @@ SOFIIA_VERSION = env_str("SOFIIA_VERSION", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "sofiia.lib.auth.BearerTokenAuthentication",
+        "operators.auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/health", health.health, name="health"),
     path("api/audit", AuditEventListApi.as_view(), name="audit-list"),
     path("api/", include("chats.urls")),
+    path("api/", include("nodes.urls")),
     path("console/", include("chats.console_urls")),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),

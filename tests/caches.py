@@ -4,7 +4,7 @@ import redis
 from django.conf import settings
 from django.core.cache import caches
 
-from ratelimit.backends import limiter_reset
+from sofiia.lib.limits import limiter_reset
 from sofiia.settings import IDEMPOTENCY_CACHE_PREFIX, RATE_LIMIT_CACHE_PREFIX
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -7,7 +9,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from chats.devrouter import DevRouter
+from nodes.devrouter import DevRouter
+from sofiia.lib.clock import clock_advance, clock_reset
 from sofiia.settings import IDEMPOTENCY_CACHE_PREFIX, RATE_LIMIT_CACHE_PREFIX, backend_cache
 from tests.caches import clear_caches
 from tests.live import LiveConsole
@@ -16,14 +19,60 @@ from tests.personas import Persona, Staff, make_auditor, make_persona
 from tests.redis_server import DisposableRedis
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Tests marked ``postgres`` run only when the suite runs on PostgreSQL."""
-    if item.get_closest_marker("postgres") is None:
-        return
+def pytest_configure(config: pytest.Config) -> None:
+    """Personas are made by the hundred: a million PBKDF2 rounds each would dominate the run.
+    Tests of hashing itself set the production hashers back with the ``settings`` fixture."""
     from django.conf import settings
 
-    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    settings.PASSWORD_HASHERS = ["tests.hashers.OneRoundPBKDF2PasswordHasher"]
+
+
+# Fixtures and parameters that put a test on Redis, whatever the configured backends.
+_REDIS_FIXTURES = {"disposable_redis", "multi_instance"}
+_REDIS_PARAMETERS = {"send_backend", "backend"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that talks to Redis carries the ``redis`` marker (``-m "not redis"`` runs
+    the rest on a machine without Redis)."""
+    from django.conf import settings
+
+    on_redis = "redis" in (settings.SOFIIA_IDEMPOTENCY_BACKEND, settings.SOFIIA_RATE_LIMIT_BACKEND)
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if on_redis or _REDIS_FIXTURES & fixtures or any(params.get(name) == "redis" for name in _REDIS_PARAMETERS):
+            item.add_marker(pytest.mark.redis)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``postgres`` tests run only when the suite runs on PostgreSQL. ``redis`` tests need the
+    Redis server: without it they are skipped, or fail when SOFIIA_TESTS_REQUIRE_REDIS=1
+    (CI), so a missing server can never pass silently there."""
+    from django.conf import settings
+
+    if item.get_closest_marker("postgres") is not None and not settings.DATABASES["default"]["ENGINE"].endswith(
+        "postgresql"
+    ):
         pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://...)")
+    if item.get_closest_marker("redis") is not None and not redis_answers(settings.SOFIIA_REDIS_URL):
+        message = f"needs the Redis server at {settings.SOFIIA_REDIS_URL}"
+        if os.environ.get("SOFIIA_TESTS_REQUIRE_REDIS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@functools.cache
+def redis_answers(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +117,13 @@ def send_backend(request: Any, settings: Any) -> str:
     }
     clear_caches()
     return kind
+
+
+@pytest.fixture
+def clock() -> Iterator[Callable[[float], None]]:
+    """Moves the application's clock (windows, leases, claims) forward instead of sleeping."""
+    yield clock_advance
+    clock_reset()
 
 
 @pytest.fixture

@@ -75,6 +75,9 @@ class LiveConsole:
                 "SOFIIA_RATE_LIMIT_CHAT": "100000/60",
                 "SOFIIA_RATE_LIMIT_OPERATOR": "100000/60",
                 "PYTHONUNBUFFERED": "1",
+                # Test clients keep responses, and so their connections, open until the test
+                # ends; a stopping console would wait out each idle connection's keep-alive.
+                "GUNICORN_KEEPALIVE": "1",
             }
         )
         env.update(self.env_overrides)

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from rest_framework.test import APIClient
 
-from chats.services import operator_create
+from operators.services import operator_create
 
 
 @dataclass

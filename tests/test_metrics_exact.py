@@ -48,7 +48,8 @@ def worker_pids(console: LiveConsole) -> list[int]:
     return [int(pid) for pid in out.stdout.split()]
 
 
-def test_counters_are_exact_after_a_known_sequence_on_four_workers(live_console):
+@pytest.mark.redis
+def test_counters_are_exact_after_a_known_sequence_on_four_workers(live_console, nodes):
     alice = make_persona("alice")
     # Redis backends: rate limits and replays are then exact across the four workers too.
     console = live_console(
@@ -76,7 +77,11 @@ def test_counters_are_exact_after_a_known_sequence_on_four_workers(live_console)
     first: dict[str, requests.Response] = {}
     thread = threading.Thread(target=lambda: first.setdefault("r", operator.send(slow, "slow", key="k-slow")))
     thread.start()
-    time.sleep(0.4)
+    # The first send is in flight once the node has it; the same key again is then a 409.
+    deadline = time.monotonic() + 30
+    while not nodes["NODA1"].calls_with("slow"):
+        assert time.monotonic() < deadline, "the first send never reached the node"
+        time.sleep(0.02)
     assert operator.send(slow, "slow", key="k-slow").status_code == 409
     thread.join()
     assert first["r"].status_code == 201

@@ -162,7 +162,7 @@ def test_a_hanging_node_takes_its_own_slots_only(live_console, nodes):
     alice = make_persona("alice")
     console = live_console(workers=2, SOFIIA_NODE_MAX_INFLIGHT="100", SOFIIA_INFER_TIMEOUT="30")
     http = console.session(alice.token)
-    hanging = http.post(f"{console.base}/api/chats", json={"title": "h", "agent": "slow8", "node": "NODA1"}).json()
+    hanging = http.post(f"{console.base}/api/chats", json={"title": "h", "agent": "slow5", "node": "NODA1"}).json()
     healthy = http.post(f"{console.base}/api/chats", json={"title": "ok", "agent": "echo", "node": "NODA2"}).json()
 
     with ThreadPoolExecutor(max_workers=1) as background:

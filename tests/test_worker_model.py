@@ -106,8 +106,8 @@ def test_the_locks_of_the_in_memory_limiter_and_the_node_slots_are_greenlet_lock
     # block the hub, and the greenlet holding it could never release it.
     outcome = run_patched(
         """
-        from chats.bulkhead import node_bulkhead
-        from ratelimit.limiter import InMemorySlidingWindow
+        from nodes.bulkhead import node_bulkhead
+        from sofiia.lib.sliding_window import InMemorySlidingWindow
         results = {}
         for name, lock in (("limiter", InMemorySlidingWindow()._lock), ("bulkhead", node_bulkhead()._lock)):
             events = []

@@ -95,6 +95,20 @@ def test_the_list_filters_by_action_actor_outcome_and_date(auditor, activity):
     assert listed(auditor.admin, urlencode({"ts__gte": str(tomorrow)})) == []
 
 
+def test_the_outcome_filter_offers_every_outcome_and_finds_rate_limit_blocks(auditor, alice, settings):
+    from sofiia.lib.env import RatePolicy
+
+    settings.SOFIIA_RATE_LIMIT_CHAT = RatePolicy(limit=1, window=3600)
+    chat = alice.new_chat()
+    assert alice.send(chat["id"], "one", key=uuid.uuid4().hex).status_code == 201
+    assert alice.send(chat["id"], "two", key=uuid.uuid4().hex).status_code == 429
+    page = auditor.admin.get(CHANGELIST)
+    outcome_filter = next(spec for spec in page.context["cl"].filter_specs if spec.title == "outcome")
+    offered = dict(outcome_filter.lookup_choices)
+    assert set(offered) == {"success", "failure", "denied", "delivered", "failed", "timeout", "blocked"}
+    assert listed(auditor.admin, "outcome=blocked") == [only_event(action="ratelimit.block").id]
+
+
 def test_the_actor_filter_is_a_text_box_that_keeps_the_other_filters(auditor, activity):
     page = auditor.admin.get(f"{CHANGELIST}?action=chat.create&q=x").content.decode()
     assert 'name="actor"' in page

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 
 import pytest
@@ -11,9 +9,9 @@ from django.core.cache import caches
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from chats.idempotency import cache_key, idempotency_begin
-from chats.infer import NodeUnavailable
+from chats.idempotency import cache_key, delivery_lease_seconds, idempotency_guard
 from chats.models import Message
+from nodes.infer import NodeUnavailable
 from tests.caches import clear_caches
 from tests.test_metrics import sample
 
@@ -89,12 +87,11 @@ def test_keys_are_scoped_to_operator_and_chat(alice, bob, nodes):
 def test_a_key_still_in_flight_is_a_409_with_retry_after(alice, client):
     chat = alice.new_chat()
     idempotency_key = key()
-    body = json.dumps({"text": "slow one"}).encode()
-    # Another worker holds the key while its node call runs.
-    begin = idempotency_begin(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, body=body)
-    assert begin.claim is not None
     conflicts_before = metric(client, "conflict")
-    response = alice.send(chat["id"], "slow one", key=idempotency_key)
+    # Another worker holds the key while its node call runs.
+    with idempotency_guard(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, text="slow one") as held:
+        assert held.claimed
+        response = alice.send(chat["id"], "slow one", key=idempotency_key)
     assert response.status_code == 409
     assert response.json()["error"] == "idempotency_key_in_flight"
     assert int(response["Retry-After"]) >= 1
@@ -102,11 +99,11 @@ def test_a_key_still_in_flight_is_a_409_with_retry_after(alice, client):
     assert metric(client, "conflict") == conflicts_before + 1
 
 
-def test_a_different_body_in_flight_is_a_422_not_a_409(alice):
+def test_a_different_text_in_flight_is_a_422_not_a_409(alice):
     chat = alice.new_chat()
     idempotency_key = key()
-    idempotency_begin(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, body=b'{"text": "a"}')
-    assert alice.send(chat["id"], "b", key=idempotency_key).status_code == 422
+    with idempotency_guard(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, text="a"):
+        assert alice.send(chat["id"], "b", key=idempotency_key).status_code == 422
 
 
 def test_a_retry_after_a_node_failure_redelivers_the_same_message(alice, monkeypatch, nodes):
@@ -167,15 +164,29 @@ def test_bad_input_releases_the_key(alice):
     assert good.json()["error"] == "invalid_input"
 
 
-def test_a_replay_after_the_ttl_comes_from_the_database(alice, settings, nodes, client):
-    settings.SOFIIA_IDEMPOTENCY_TTL = 1
+def test_the_cache_keeps_two_message_ids_for_the_ttl_never_the_body(alice, settings, send_backend):
+    chat = alice.new_chat()
+    idempotency_key = key()
+    first = alice.send(chat["id"], "x" * 16000, key=idempotency_key).json()
+    scope_key = cache_key(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key)
+    record = caches["idempotency"].get(scope_key)
+    assert record.pop("fingerprint")
+    assert record == {
+        "state": "done",
+        "operator_message_id": first["operator_message"]["id"],
+        "reply_id": first["reply"]["id"],
+    }
+    if send_backend == "redis":
+        assert 0 < caches["idempotency"].ttl(scope_key) <= settings.SOFIIA_IDEMPOTENCY_TTL
+
+
+def test_a_replay_after_the_ttl_comes_from_the_database(alice, nodes, client):
     chat = alice.new_chat()
     idempotency_key = key()
     first = alice.send(chat["id"], "remember me", key=idempotency_key)
     scope_key = cache_key(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key)
     assert caches["idempotency"].get(scope_key)["state"] == "done"
-    time.sleep(1.2)
-    assert caches["idempotency"].get(scope_key) is None
+    caches["idempotency"].delete(scope_key)  # what the TTL does
     again = alice.send(chat["id"], "remember me", key=idempotency_key)
     assert again.status_code == 201
     assert again["Idempotent-Replayed"] == "true"
@@ -188,27 +199,27 @@ def test_a_replay_after_the_ttl_comes_from_the_database(alice, settings, nodes, 
     assert alice.send(chat["id"], "something else", key=idempotency_key).status_code == 422
 
 
-def test_a_claim_left_by_a_crashed_worker_expires(alice, monkeypatch, nodes):
-    monkeypatch.setattr("chats.idempotency.delivery_lease_seconds", lambda: 1.0)
-    monkeypatch.setattr("chats.services.delivery_lease_seconds", lambda: 1.0)
+def test_a_claim_left_by_a_crashed_worker_expires(alice, nodes, clock):
     chat = alice.new_chat()
     idempotency_key = key()
-    body = json.dumps({"text": "orphaned"}).encode()
     # The crashed worker claimed the key and stored the pending message, then died.
-    idempotency_begin(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, body=body)
+    crashed = idempotency_guard(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, text="orphaned")
+    crashed.__enter__()
     Message.objects.create(
         chat_id=chat["id"], role="operator", text="orphaned", node="NODA1", status="pending",
         operator=alice.user, idempotency_key=idempotency_key, attempts=1, delivery_started_at=timezone.now(),
     )  # fmt: skip
     assert alice.send(chat["id"], "orphaned", key=idempotency_key).status_code == 409
-    time.sleep(1.2)
+    clock(delivery_lease_seconds() - 1)
+    assert alice.send(chat["id"], "orphaned", key=idempotency_key).status_code == 409
+    clock(2)
     recovered = alice.send(chat["id"], "orphaned", key=idempotency_key)
     assert recovered.status_code == 201, recovered.content
     assert Message.objects.filter(role="operator").get().attempts == 2
     assert len(nodes["NODA1"].calls_with("orphaned")) == 1
 
 
-def test_requests_without_an_operator_are_left_to_the_view(anonymous):
+def test_requests_without_an_operator_are_refused_before_anything(anonymous):
     response = anonymous.post("/api/chats/1/send", {"text": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
     assert response.status_code == 401
 

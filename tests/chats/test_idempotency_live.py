@@ -114,6 +114,7 @@ def test_fifty_concurrent_identical_sends_make_one_message(live_console, nodes, 
     assert settled.headers["Idempotent-Replayed"] == "true"
 
 
+@pytest.mark.redis
 def test_a_send_made_on_one_instance_replays_on_another(live_console, nodes):
     alice = make_persona("alice")
     shared = {"SOFIIA_IDEMPOTENCY_BACKEND": "redis", "SOFIIA_RATE_LIMIT_BACKEND": "redis"}

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from chats.infer import InferResult, NodeTimeout
 from chats.models import Message
+from nodes.infer import InferResult, NodeTimeout
 from tests.live import free_port
 
 
@@ -201,6 +201,17 @@ def test_bad_send_input_is_a_400_and_stores_nothing(alice, nodes, body):
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_input"
     assert "text" in response.json()["fields"]
+    assert not Message.objects.exists()
+    assert nodes["NODA1"].calls == []
+
+
+@pytest.mark.parametrize("raw", [b'{"text": "a\\ud800b"}', b'["text"]', b'"text"', b"null"])
+def test_a_lone_surrogate_or_a_body_that_is_not_an_object_is_a_400(alice, nodes, raw):
+    chat = alice.new_chat()
+    path = f"/api/chats/{chat['id']}/send"
+    response = alice.api.post(path, raw, content_type="application/json", HTTP_IDEMPOTENCY_KEY=key())
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_input"
     assert not Message.objects.exists()
     assert nodes["NODA1"].calls == []
 

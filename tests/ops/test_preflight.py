@@ -17,6 +17,9 @@ from tests.audit.helpers import as_intruder, sql
 from tests.live import PROJECT, LiveConsole, database_url, free_port
 
 STRONG_KEY = "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz"
+# A production-like configuration is one on Redis.
+pytestmark = pytest.mark.redis
+
 AUDIT_KEY = "audit-key-" + "x" * 40
 
 

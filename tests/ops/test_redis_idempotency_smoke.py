@@ -11,7 +11,7 @@ import pytest
 from tests.live import PROJECT, free_port
 from tests.personas import make_persona
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.redis]
 
 SCRIPT = PROJECT / "ops" / "redis_idempotency_smoke.sh"
 REDIS = {"SOFIIA_IDEMPOTENCY_BACKEND": "redis", "SOFIIA_RATE_LIMIT_BACKEND": "redis"}

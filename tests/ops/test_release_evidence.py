@@ -13,7 +13,7 @@ import pytest
 from tests.live import PROJECT, LiveConsole
 from tests.personas import make_persona
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.redis]
 
 SCRIPT = PROJECT / "ops" / "generate_release_evidence.sh"
 AUDIT_KEY = "evidence-audit-key-" + "e" * 32

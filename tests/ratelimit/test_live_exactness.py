@@ -86,6 +86,7 @@ def test_the_operator_limit_is_exact_across_chats(live_console, backend, workers
 
 
 @pytest.mark.parametrize("scope", ["chat", "operator"])
+@pytest.mark.redis
 def test_two_instances_sharing_redis_admit_exactly_the_limit(live_console, scope):
     alice = make_persona("alice")
     limits = {"chat": f"{LIMIT}/60", "operator": "1000/60"} if scope == "chat" else {

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from chats.models import Message
-from ratelimit import backends
+from sofiia.lib import limits as backends
 from tests.caches import clear_caches
 from tests.test_metrics import sample
 

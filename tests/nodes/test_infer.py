@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from chats.infer import MAX_RESPONSE_BYTES, NodeTimeout, NodeUnavailable, infer
-from chats.metrics import INFER_REQUESTS
-from chats.transport import http_session
+from nodes.infer import MAX_RESPONSE_BYTES, NodeTimeout, NodeUnavailable, infer
+from nodes.metrics import INFER_REQUESTS
+from nodes.transport import http_session
 from tests.live import free_port
 
 

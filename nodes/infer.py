@@ -3,7 +3,7 @@
 Every way a node can fail becomes a :class:`NodeError` with a ``kind``
 (``refused``, ``timeout``, ``http_status``, ``bad_response``); timeouts are
 :class:`NodeTimeout`, everything else :class:`NodeUnavailable`. A node with too many sends
-in flight is not called at all (:class:`NodeBusy`, from ``chats.bulkhead``).
+in flight is not called at all (:class:`NodeBusy`, from ``nodes.bulkhead``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import requests
 import urllib3
 from django.conf import settings
 
-from chats.metrics import INFER_DURATION, INFER_REQUESTS
-from chats.nodes import node_exists, node_url
-from chats.transport import http_session
+from nodes.metrics import INFER_DURATION, INFER_REQUESTS
+from nodes.registry import node_exists, node_url
+from nodes.transport import http_session
 
 logger = logging.getLogger(__name__)
 
@@ -91,29 +91,17 @@ def _parse_result(node: str, raw: bytes) -> InferResult:
     return InferResult(response=body["response"], model=model, tokens_used=tokens, backend=backend)
 
 
-def infer(
-    *,
-    node: str,
-    agent: str,
-    prompt: str,
-    model: str | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    system_prompt: str | None = None,
-    timeout: float | None = None,
-) -> InferResult:
-    """Ask ``agent`` on ``node`` to answer ``prompt``; raise :class:`NodeError` on any failure."""
+def infer(*, node: str, agent: str, prompt: str, timeout: float | None = None) -> InferResult:
+    """Ask ``agent`` on ``node`` to answer ``prompt``; raise :class:`NodeError` on any failure.
+
+    The console sets no model, token limit, temperature or system prompt: the protocol's
+    fields for them go as null, and the node applies the agent's own.
+    """
     if not node_exists(node):
         raise NodeUnavailable(node, "unknown_node", "node is not configured in SOFIIA_NODES")
     timeout = settings.SOFIIA_INFER_TIMEOUT if timeout is None else timeout
     url = f"{node_url(node)}/v1/agents/{quote(agent, safe='')}/infer"
-    payload = {
-        "prompt": prompt,
-        "model": model,
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-        "system_prompt": system_prompt,
-    }
+    payload = {"prompt": prompt, "model": None, "max_tokens": None, "temperature": None, "system_prompt": None}
     started = time.monotonic()
     outcome = "ok"
     try:

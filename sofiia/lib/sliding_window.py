@@ -17,7 +17,6 @@ extend a block.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -26,6 +25,8 @@ from typing import Protocol
 
 from redis import Redis
 from redis.commands.core import Script
+
+from sofiia.lib.clock import clock_monotonic_us, clock_offset_us
 
 MICROSECONDS = 1_000_000
 
@@ -93,7 +94,7 @@ class InMemorySlidingWindow:
 
     def acquire(self, windows: Sequence[Window], *, consume: bool) -> Outcome:
         with self._lock:
-            now = time.monotonic_ns() // 1000
+            now = clock_monotonic_us()
             counts, oldest, blocked = [], [], 0
             for index, window in enumerate(windows, start=1):
                 entries = self._trimmed(window, now)
@@ -128,16 +129,17 @@ class InMemorySlidingWindow:
 
 
 # KEYS[i]: the sorted set of scope i. ARGV[1]: a unique member for this request;
-# ARGV[2]: "1" to record an admitted request; ARGV[1 + 2i], ARGV[2 + 2i]: limit and window
+# ARGV[2]: "1" to record an admitted request; ARGV[3]: microseconds added to Redis' clock
+# (zero except when a test moves the clock); ARGV[2 + 2i], ARGV[3 + 2i]: limit and window
 # (microseconds) of scope i. Returns {blocked scope index or 0, now, count_1, oldest_1, ...}.
 _REDIS_SCRIPT = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[3])
 local blocked = 0
 local counts, oldest = {}, {}
 for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[1 + 2 * i])
-  local window = tonumber(ARGV[2 + 2 * i])
+  local limit = tonumber(ARGV[2 + 2 * i])
+  local window = tonumber(ARGV[3 + 2 * i])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   counts[i] = redis.call('ZCARD', key)
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -147,7 +149,7 @@ end
 if blocked == 0 and ARGV[2] == '1' then
   for i, key in ipairs(KEYS) do
     redis.call('ZADD', key, now, ARGV[1])
-    redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[2 + 2 * i]) / 1000))
+    redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[3 + 2 * i]) / 1000))
     counts[i] = counts[i] + 1
     if oldest[i] < 0 then oldest[i] = now end
   end
@@ -177,7 +179,7 @@ class RedisSlidingWindow:
         connection = self._connection_factory()
         if self._script is None:
             self._script = connection.register_script(_REDIS_SCRIPT)
-        args: list[str | int] = [uuid.uuid4().hex, "1" if consume else "0"]
+        args: list[str | int] = [uuid.uuid4().hex, "1" if consume else "0", clock_offset_us()]
         for window in windows:
             args += [window.limit, window.seconds * MICROSECONDS]
         keys = [self._make_key(window.key) for window in windows]

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from chats.devrouter import DevRouter
+from nodes.devrouter import DevRouter
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chats.errors import OperatorExists
-from chats.services import operator_create
+from operators.errors import OperatorExists
+from operators.services import operator_create
 
 
 class Command(BaseCommand):

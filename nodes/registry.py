@@ -10,7 +10,7 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 
-from chats.transport import http_session
+from nodes.transport import http_session
 
 NODE_STATUS_CACHE_KEY = "sofiia:node-status"
 
@@ -53,12 +53,11 @@ def node_probe(name: str, *, timeout: float | None = None) -> NodeStatus:
     return NodeStatus(name=name, status="up", latency_ms=latency_ms)
 
 
-def node_statuses(*, use_cache: bool = True) -> list[NodeStatus]:
+def node_statuses() -> list[NodeStatus]:
     """Every node's status, probed in parallel and cached for a few seconds."""
-    if use_cache:
-        cached = cache.get(NODE_STATUS_CACHE_KEY)
-        if cached is not None:
-            return [NodeStatus(**item) for item in cached]
+    cached = cache.get(NODE_STATUS_CACHE_KEY)
+    if cached is not None:
+        return [NodeStatus(**item) for item in cached]
     names = node_names()
     with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
         statuses = list(pool.map(node_probe, names))

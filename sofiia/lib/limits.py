@@ -1,5 +1,7 @@
-"""The limiter backend this process uses (``SOFIIA_RATE_LIMIT_BACKEND``), and what happens
-when it fails: counted every time, logged once per burst."""
+"""Sliding-window limits as a service: the backend this process uses
+(``SOFIIA_RATE_LIMIT_BACKEND``, the ``ratelimit`` cache), and what happens when it fails:
+counted every time, logged once per burst. Send rate limits (``ratelimit``), the audit
+trail's budgets and login defences all count through here."""
 
 from __future__ import annotations
 
@@ -12,12 +14,17 @@ from functools import cache
 
 from django.conf import settings
 from django.core.cache import caches
+from prometheus_client import Counter
 
-from ratelimit.limiter import Backend, InMemorySlidingWindow, Outcome, RedisSlidingWindow, Window
-from ratelimit.metrics import RATELIMIT_BACKEND_ERRORS
 from sofiia.lib.cache_errors import cache_backend_errors
+from sofiia.lib.sliding_window import Backend, InMemorySlidingWindow, Outcome, RedisSlidingWindow, Window
 
-logger = logging.getLogger("ratelimit.services")
+logger = logging.getLogger(__name__)
+
+RATELIMIT_BACKEND_ERRORS = Counter(
+    "sofiia_ratelimit_backend_errors",
+    "Rate-limit checks that failed because the backend did not answer.",
+)
 
 CACHE_ALIAS = "ratelimit"
 BACKEND_ERROR_LOG_INTERVAL = 10.0

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from chats.infer import NodeBusy
-from chats.metrics import NODE_BUSY, NODE_IN_FLIGHT
+from nodes.infer import NodeBusy
+from nodes.metrics import NODE_BUSY, NODE_IN_FLIGHT
 
 
 class _Flock(ctypes.Structure):

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from chats.bulkhead import NodeBulkhead
-from chats.infer import NodeBusy
+from nodes.bulkhead import NodeBulkhead
+from nodes.infer import NodeBusy
 
 fork = multiprocessing.get_context("fork")
 

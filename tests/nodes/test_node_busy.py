@@ -7,8 +7,8 @@ import uuid
 from contextlib import ExitStack
 
 from audit.models import AuditEvent
-from chats.bulkhead import node_bulkhead
 from chats.models import Message
+from nodes.bulkhead import node_bulkhead
 from tests.test_metrics import sample
 
 
