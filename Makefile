@@ -31,12 +31,11 @@ lint: $(VENV)/.installed
 	$(BIN)/lint-imports --no-cache
 	env -u DATABASE_URL DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
 
-## Recompile the pinned, hashed requirements from requirements.in and requirements-dev.in.
+## Recompile the pinned, hashed requirements from requirements.in and requirements-dev.in (uv, for every Python 3.11 platform).
+LOCK := $(BIN)/uv pip compile --quiet --native-tls --universal --python-version 3.11 --generate-hashes --no-header --no-emit-index-url
 lock: $(VENV)/.installed
-	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-header \
-	  --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
-	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-header \
-	  --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
+	$(LOCK) -o requirements.txt requirements.in
+	$(LOCK) -o requirements-dev.txt requirements-dev.in
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy .
