@@ -6,7 +6,9 @@ AUDIT_EVENTS = Counter("sofiia_audit_events", "Audit events written, by action."
 AUDIT_WRITE_FAILURES = Counter(
     "sofiia_audit_write_failures", "Audit events that could not be written, by action.", ["action"]
 )
-AUDIT_DENIED_UNRECORDED = Counter(
-    "sofiia_audit_denied_unrecorded",
-    "Refused audit reads beyond the per-address budget, counted instead of recorded one by one.",
+AUDIT_UNRECORDED = Counter(
+    "sofiia_audit_unrecorded",
+    "Repeated events beyond their per-minute budget (refused reads and logins, replays, blocks), "
+    "counted instead of recorded one by one, by action.",
+    ["action"],
 )

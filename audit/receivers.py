@@ -13,7 +13,8 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.http import HttpRequest
 
 from audit.actions import AuditAction, AuditOutcome
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_budgeted
+from sofiia.lib.request_id import current_request
 
 
 def login_surface(request: HttpRequest | None) -> str:
@@ -39,8 +40,11 @@ def _logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: An
 def _login_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any) -> None:
     # The credentials arrive cleansed (the password is masked); only the name is kept.
     username = str(credentials.get("username") or "")
-    audit_record(
-        actor=username or "anonymous",
+    context = current_request()
+    # Budgeted per client address, like refused audit reads: guessing cannot flood the chain.
+    audit_record_budgeted(
+        budget_key=f"address:{context.ip if context and context.ip else 'unknown'}",
+        actor=username[:150] or "anonymous",
         action=AuditAction.AUTH_LOGIN_FAILED,
         outcome=AuditOutcome.FAILURE,
         target_type="user",

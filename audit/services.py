@@ -17,7 +17,7 @@ from django.utils.ipv6 import clean_ipv6_address
 from audit.actions import AuditAction, AuditOutcome
 from audit.chain import ANCHOR_PK, HEAD_PK, canonical_details, chain_anchor, chain_head_from_events, event_hash
 from audit.keys import AuditReader
-from audit.metrics import AUDIT_DENIED_UNRECORDED, AUDIT_EVENTS, AUDIT_WRITE_FAILURES
+from audit.metrics import AUDIT_EVENTS, AUDIT_UNRECORDED, AUDIT_WRITE_FAILURES
 from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
 from audit.selectors import AuditFilters, audit_event_list
 from sofiia.lib.limits import budget_spend
@@ -33,7 +33,9 @@ AUDITOR_PERMISSIONS = ("audit.view_auditevent",)
 # Set for the length of one prune transaction; the PostgreSQL trigger refuses every other
 # DELETE of audit events (and every UPDATE).
 PRUNE_SETTING = "sofiia.audit_prune"
-DENIED_READS_RECORDED = 20
+# Events a caller can repeat at will (a refused read or login, a replay, a rate-limit block)
+# are recorded one by one up to this many per minute and source, then only counted.
+REPEATS_RECORDED_PER_MINUTE = 20
 
 
 def _storable_ip(address: str | None) -> str | None:
@@ -190,19 +192,26 @@ def audit_events_read(
     return page
 
 
-def audit_read_denied(*, reason: str) -> None:
-    """Record a refused read of the audit trail (the key a caller sent is never stored).
+def audit_record_budgeted(*, budget_key: str, **event: Any) -> AuditEvent | None:
+    """:func:`audit_record` for an event its source can repeat at will: the first
+    ``REPEATS_RECORDED_PER_MINUTE`` per ``budget_key`` and minute are recorded, the rest are
+    counted (``sofiia_audit_unrecorded_total``), so a flood of refusals or replays cannot turn
+    into a flood of chained writes."""
+    action: AuditAction = event["action"]
+    if not budget_spend(
+        scope="audit_repeat", key=f"audit:{action}:{budget_key}", limit=REPEATS_RECORDED_PER_MINUTE, seconds=60
+    ):
+        AUDIT_UNRECORDED.labels(action=action).inc()
+        return None
+    return audit_record(**event)
 
-    Only the first ``DENIED_READS_RECORDED`` refusals per client address and minute are
-    recorded one by one; the rest are counted (``sofiia_audit_denied_unrecorded_total``),
-    so a flood of keyless requests cannot turn into a flood of chained writes.
-    """
+
+def audit_read_denied(*, reason: str) -> None:
+    """Record a refused read of the audit trail (the key a caller sent is never stored),
+    budgeted per client address."""
     context = current_request()
-    client = context.ip if context and context.ip else "unknown"
-    if not budget_spend(scope="audit_denied", key=f"audit-denied:{client}", limit=DENIED_READS_RECORDED, seconds=60):
-        AUDIT_DENIED_UNRECORDED.inc()
-        return
-    audit_record(
+    audit_record_budgeted(
+        budget_key=context.ip if context and context.ip else "unknown",
         actor="anonymous",
         action=AuditAction.AUDIT_READ,
         outcome=AuditOutcome.DENIED,

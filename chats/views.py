@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -15,14 +14,14 @@ from chats.selectors import chat_get_for_operator, chat_list_for_operator, messa
 from chats.sending import SendRequest, send_pipeline
 from chats.services import chat_create
 from nodes.registry import node_statuses
-from operators.auth import authenticated_operator
+from operators.auth import authenticated_operator, operator_required
 from sofiia.lib.errors import ApplicationError
 from sofiia.lib.pagination import keyset_page
 
 PAGE_SIZE = 50
 
 
-@login_required
+@operator_required
 @require_http_methods(["GET", "POST"])
 def chat_list(request: HttpRequest) -> HttpResponse:
     operator = authenticated_operator(request)
@@ -45,7 +44,7 @@ def chat_list(request: HttpRequest) -> HttpResponse:
     return render(request, "console/chat_list.html", context)
 
 
-@login_required
+@operator_required
 @require_http_methods(["GET"])
 def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
     chat = _chat_or_404(request, chat_id)
@@ -64,7 +63,7 @@ def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
     return render(request, "console/chat_detail.html", context)
 
 
-@login_required
+@operator_required
 @require_POST
 def chat_send(request: HttpRequest, chat_id: int) -> HttpResponse:
     """The form's send: the same pipeline as the API's, a refusal shown above the form."""

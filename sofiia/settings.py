@@ -210,10 +210,15 @@ SOFIIA_NODE_STATUS_CACHE_SECONDS = 5
 
 SOFIIA_RATE_LIMIT_CHAT = env_rate("SOFIIA_RATE_LIMIT_CHAT", "30/60")
 SOFIIA_RATE_LIMIT_OPERATOR = env_rate("SOFIIA_RATE_LIMIT_OPERATOR", "120/60")
+SOFIIA_RATE_LIMIT_CHAT_CREATE = env_rate("SOFIIA_RATE_LIMIT_CHAT_CREATE", "60/3600")
+# Console and admin logins: failed attempts per user name and per client address.
+SOFIIA_LOGIN_LIMIT_USERNAME = env_rate("SOFIIA_LOGIN_LIMIT_USERNAME", "5/900")
+SOFIIA_LOGIN_LIMIT_ADDRESS = env_rate("SOFIIA_LOGIN_LIMIT_ADDRESS", "30/900")
 SOFIIA_RATE_LIMIT_FAIL_OPEN = env_bool("SOFIIA_RATE_LIMIT_FAIL_OPEN", True)
 SOFIIA_IDEMPOTENCY_TTL = env_int("SOFIIA_IDEMPOTENCY_TTL", 86400, minimum=1)
 
 SOFIIA_AUDIT_KEYS = env_list("SOFIIA_AUDIT_KEYS", [])
+SOFIIA_TOKEN_TTL_DAYS = env_int("SOFIIA_TOKEN_TTL_DAYS", 90, minimum=1)
 SOFIIA_AUDIT_RETENTION_DAYS = env_int("SOFIIA_AUDIT_RETENTION_DAYS", 90, minimum=1)
 SOFIIA_TRUSTED_PROXIES = env_list("SOFIIA_TRUSTED_PROXIES", [])
 for _proxy in SOFIIA_TRUSTED_PROXIES:
@@ -231,7 +236,7 @@ REST_FRAMEWORK = {
         "operators.auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["operators.auth.IsOperator"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "sofiia.lib.errors.api_exception_handler",
@@ -260,6 +265,14 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Console and admin passwords (create_operator --password too): 12 characters at least.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:chat-list"

@@ -131,11 +131,11 @@ def test_without_configured_keys_everyone_is_refused(db, settings, client, key):
 def test_each_configured_key_opens_the_trail(key, audit_keys, alice, client):
     body = read(client, key=key)
     assert set(body) == {"items", "next_cursor"}
-    assert [e["action"] for e in body["items"]] == ["operator.create"]
+    assert [e["action"] for e in body["items"]] == ["token.create", "operator.create"]
     event = only_event(action="audit.read")
     assert event.actor == f"audit-key:{key_fingerprint(key)}"
     assert event.details["key"] == key_fingerprint(key)
-    assert (event.outcome, event.details["via"], event.details["returned"]) == ("success", "api", 1)
+    assert (event.outcome, event.details["via"], event.details["returned"]) == ("success", "api", 2)
     assert key_fingerprint(OLD_KEY) != key_fingerprint(NEW_KEY)
     _no_secret_stored(key)
 
@@ -299,7 +299,7 @@ def _poll(client, cursor, *, limit=50):
 
 def test_the_last_ascending_page_keeps_a_cursor_for_polling(audit_keys, alice, client):
     items, cursor = _poll(client, None)
-    assert [e["action"] for e in items] == ["operator.create"]
+    assert [e["action"] for e in items] == ["operator.create", "token.create"]
     assert cursor is not None
     alice.new_chat()
     items, cursor = _poll(client, cursor)
@@ -416,17 +416,18 @@ def test_forward_polling_misses_nothing_under_concurrent_writers(live_console, s
 
 
 def test_a_flood_of_refused_reads_is_answered_but_recorded_within_a_budget(db, audit_keys, client):
-    from audit.services import DENIED_READS_RECORDED
+    from audit.services import REPEATS_RECORDED_PER_MINUTE
     from tests.test_metrics import sample
 
-    before = sample(client.get("/metrics").content.decode(), "sofiia_audit_denied_unrecorded_total")
+    metric = "sofiia_audit_unrecorded_total"
+    before = sample(client.get("/metrics").content.decode(), metric, action="audit.read")
     statuses = [
-        client.get("/api/audit", HTTP_X_AUDIT_KEY="wrong").status_code for _ in range(DENIED_READS_RECORDED + 5)
+        client.get("/api/audit", HTTP_X_AUDIT_KEY="wrong").status_code for _ in range(REPEATS_RECORDED_PER_MINUTE + 5)
     ]
     assert set(statuses) == {401}
     denied = AuditEvent.objects.filter(action="audit.read", outcome="denied")
-    assert denied.count() == DENIED_READS_RECORDED
-    after = sample(client.get("/metrics").content.decode(), "sofiia_audit_denied_unrecorded_total")
+    assert denied.count() == REPEATS_RECORDED_PER_MINUTE
+    after = sample(client.get("/metrics").content.decode(), metric, action="audit.read")
     assert after - before == 5
     # Another address has a budget of its own.
     assert client.get("/api/audit", REMOTE_ADDR="198.51.100.7").status_code == 401
