@@ -9,10 +9,12 @@ PYTHON=${PYTHON:-.venv/bin/python}
 export DJANGO_DEBUG=${DJANGO_DEBUG:-1}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
+# The demo operator's console password (12 characters at least, like every password here).
+DEMO_PASSWORD=${DEMO_PASSWORD:-sofiia-demo-console}
 
 "$PYTHON" manage.py migrate --noinput -v0
 "$PYTHON" manage.py collectstatic --noinput -v0
-TOKEN=$("$PYTHON" manage.py create_operator demo --password demo --token --exist-ok | tail -n 1)
+TOKEN=$("$PYTHON" manage.py create_operator demo --password "$DEMO_PASSWORD" --token --exist-ok | tail -n 1)
 
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
@@ -36,7 +38,7 @@ start_router NODA2 9103
 
 cat <<BANNER
 
-  Sofiia Console      http://$HOST:$PORT/console/   (log in as demo / demo)
+  Sofiia Console      http://$HOST:$PORT/console/   (log in as demo / $DEMO_PASSWORD)
   Dev router nodes    NODA1 http://127.0.0.1:9102   NODA2 http://127.0.0.1:9103
   Demo operator token $TOKEN
 

@@ -13,3 +13,13 @@ class OneRoundPBKDF2PasswordHasher(PBKDF2PasswordHasher):
     """
 
     iterations = 1
+
+
+class CountingPBKDF2PasswordHasher(OneRoundPBKDF2PasswordHasher):
+    """Counts how often a password is hashed or checked: to prove a refusal came before it."""
+
+    runs = 0
+
+    def encode(self, password: str, salt: str, iterations: int | None = None) -> str:
+        type(self).runs += 1
+        return super().encode(password, salt, iterations)

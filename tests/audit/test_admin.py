@@ -193,7 +193,7 @@ def test_nobody_can_add_change_or_delete_an_audit_event(activity, make_staff):
 
 
 def test_an_auditor_cannot_reach_operators_tokens_or_groups(auditor, alice):
-    for url in ("/admin/auth/user/", "/admin/authtoken/tokenproxy/", "/admin/auth/group/",
+    for url in ("/admin/auth/user/", "/admin/operators/apitoken/", "/admin/auth/group/",
                 f"/admin/auth/user/{alice.user.pk}/change/", "/admin/chats/chat/"):  # fmt: skip
         assert auditor.admin.get(url).status_code == 403, url
     response = auditor.admin.post(f"/admin/auth/user/{alice.user.pk}/password/", {"password1": "x", "password2": "x"})

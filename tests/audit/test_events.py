@@ -10,9 +10,10 @@ import pytest
 import requests
 from django.contrib.auth.models import Group, User
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from audit.chain import chain_verify
+from operators.models import ApiToken
+from operators.services import operator_create
 from tests.audit.helpers import events, only_event
 from tests.caches import clear_caches
 from tests.personas import make_admin, make_persona
@@ -287,19 +288,25 @@ def test_deleting_operators_in_the_admin_is_audited_one_event_each(root):
     ]
 
 
-def test_issuing_and_revoking_a_token_in_the_admin_is_audited_without_the_token(root):
-    ivan = User.objects.create_user("ivan")
-    response = root.admin.post("/admin/authtoken/tokenproxy/add/", {"user": ivan.pk})
-    assert response.status_code == 302, response.content
-    key = Token.objects.get(user=ivan).key
-    response = root.admin.post(f"/admin/authtoken/tokenproxy/{ivan.pk}/delete/", {"post": "yes"})
+def test_a_token_is_issued_and_revoked_with_audit_events_that_never_hold_it(root, client):
+    issued = operator_create(username="ivan", with_token=True)
+    token = issued.token
+    assert token is not None
+    record = ApiToken.objects.get(user=issued.operator)
+    assert (record.prefix, len(record.digest)) == (token[:8], 64)
+    assert token not in repr(record.__dict__)
+    listing = root.admin.get("/admin/operators/apitoken/")
+    assert record.prefix in listing.content.decode()
+    assert token not in listing.content.decode()
+    assert root.admin.get("/admin/operators/apitoken/add/").status_code == 403
+    response = root.admin.post(f"/admin/operators/apitoken/{record.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
-    assert not Token.objects.filter(user=ivan).exists()
+    assert client.get("/api/chats", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
     created, revoked = only_event(action="token.create"), only_event(action="token.delete")
+    assert (created.actor, created.target_id) == ("system", record.prefix)
+    assert (revoked.actor, revoked.target_type, revoked.target_id) == ("root", "token", str(record.pk))
     for event in (created, revoked):
-        assert (event.actor, event.target_type, event.target_id) == ("root", "token", str(ivan.pk))
-        assert event.details["name"] == "ivan"
-        assert key not in repr(event.__dict__)
+        assert token not in repr(event.__dict__)
 
 
 def test_changing_a_group_in_the_admin_is_audited(root):
@@ -317,7 +324,7 @@ def test_all_of_it_forms_one_verifiable_chain(root, alice):
     chat = alice.new_chat()
     alice.send(chat["id"], "x", key=uuid.uuid4().hex)
     console_login(Client(), "alice", "wrong", **BROWSER)
-    root.admin.post("/admin/authtoken/tokenproxy/add/", {"user": User.objects.create_user("judy").pk})
+    operator_create(username="judy", with_token=True)
     assert {"auth.login", "auth.login_failed", "chat.create", "message.send", "token.create"} <= {
         e.action for e in events()
     }
