@@ -240,6 +240,7 @@ class AuditedAdminMixin(admin.ModelAdmin[Any]):
             action=AuditAction(f"{self.audit_subject}.{verb}"),
             target_type=self.audit_target_type,
             target_id=target_id,
+            chat_id=target_id if self.audit_target_type == "chat" else None,
             details={"via": "admin", **details},
         )
 

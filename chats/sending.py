@@ -25,15 +25,15 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from audit.actions import AuditAction, AuditOutcome
-from audit.services import audit_record
-from chats.errors import RateLimited, RateLimitUnavailable
+from audit.actions import AuditAction
+from audit.services import audit_record_budgeted
 from chats.idempotency import REPLAYED_HEADER, Delivered, idempotency_guard
+from chats.limits import refuse_over_limit
 from chats.metrics import IDEMPOTENCY_REQUESTS
-from chats.models import MESSAGE_TEXT_MAX_LENGTH, Chat, Message
+from chats.models import MESSAGE_TEXT_MAX_LENGTH, Message
 from chats.selectors import chat_get_for_operator
 from chats.services import SendResult, message_send, message_send_stored
-from ratelimit.services import Decision, ratelimit_block_details, ratelimit_headers, ratelimit_hit, ratelimit_peek
+from ratelimit.services import Decision, ratelimit_headers, ratelimit_hit, ratelimit_peek
 from sofiia.lib.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def _deliver_once(*, operator: User, chat_id: int, text: str, key: str) -> tuple
         result = message_send_stored(operator=operator, chat=chat, text=text, idempotency_key=key)
         if result is None:
             decision = ratelimit_hit(operator=operator, chat_id=chat.pk)
-            _refuse_over_limit(decision, operator=operator, chat=chat)
+            refuse_over_limit(decision, operator=operator, chat=chat)
             result = message_send(operator=operator, chat=chat, text=text, idempotency_key=key)
         if result.replayed:
             outcome = _replayed(result, operator=operator, key=key, source="database")
@@ -160,7 +160,8 @@ def _replay_from_cache(*, operator: User, chat_id: int, delivered: Delivered) ->
 
 def _replayed(result: SendResult, *, operator: User, key: str, source: str) -> SendOutcome:
     message = result.operator_message
-    audit_record(
+    audit_record_budgeted(
+        budget_key=f"operator:{operator.pk}",
         actor=operator.get_username(),
         action=AuditAction.MESSAGE_REPLAY,
         target_type="message",
@@ -170,30 +171,6 @@ def _replayed(result: SendResult, *, operator: User, key: str, source: str) -> S
     )
     logger.info("idempotency.replay", extra={"chat_id": message.chat_id, "operator": operator.get_username()})
     return SendOutcome(operator_message=message, reply=result.reply, replayed=True)
-
-
-def _refuse_over_limit(decision: Decision, *, operator: User, chat: Chat) -> None:
-    if decision.allowed:
-        return
-    if decision.backend_failed:
-        raise RateLimitUnavailable(
-            "Rate limits cannot be checked right now; retry shortly.", headers={"Retry-After": "5"}
-        )
-    details = ratelimit_block_details(decision)
-    audit_record(
-        actor=operator.get_username(),
-        action=AuditAction.RATELIMIT_BLOCK,
-        outcome=AuditOutcome.BLOCKED,
-        target_type="chat",
-        target_id=chat.pk,
-        chat_id=chat.pk,
-        details=details,
-    )
-    raise RateLimited(
-        f"Too many sends for this {decision.blocked_scope}; retry in {decision.retry_after} s.",
-        headers={"Retry-After": str(decision.retry_after)},
-        extra={"scope": decision.blocked_scope, "retry_after": decision.retry_after},
-    )
 
 
 def _limit_headers(*, operator: User, chat_id: int, decision: Decision | None) -> dict[str, str]:

@@ -14,11 +14,13 @@ from audit.actions import AuditAction, AuditOutcome
 from audit.services import audit_record
 from chats.errors import MessageDeliveryFailed, UnknownNode
 from chats.idempotency import delivery_lease_seconds, in_flight_error, request_fingerprint, reused_error
+from chats.limits import refuse_over_limit
 from chats.metrics import SEND_DURATION
 from chats.models import Chat, Message
 from nodes.bulkhead import node_bulkhead
 from nodes.infer import NodeError, infer
 from nodes.registry import default_node, node_exists
+from ratelimit.services import ratelimit_chat_create_hit
 from sofiia.lib.clock import clock_now
 from sofiia.lib.db import db_connections_release
 
@@ -34,9 +36,12 @@ class SendResult:
 
 
 def chat_create(*, operator: User, title: str, agent: str, node: str | None = None) -> Chat:
+    """A new chat of ``operator`` with ``agent`` on ``node`` (the default node if none), within
+    the operator's chat-creation quota (``SOFIIA_RATE_LIMIT_CHAT_CREATE``)."""
     node = node or default_node()
     if not node_exists(node):
         raise UnknownNode(f"Node {node!r} is not configured; known nodes: {', '.join(settings.SOFIIA_NODES)}.")
+    refuse_over_limit(ratelimit_chat_create_hit(operator=operator), operator=operator)
     with transaction.atomic():
         chat = Chat.objects.create(owner=operator, title=title, agent=agent, node=node)
         audit_record(

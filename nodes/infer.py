@@ -99,6 +99,9 @@ def infer(*, node: str, agent: str, prompt: str, timeout: float | None = None) -
     """
     if not node_exists(node):
         raise NodeUnavailable(node, "unknown_node", "node is not configured in SOFIIA_NODES")
+    if agent in (".", ".."):
+        # A dot segment would climb the node's URL path (/v1/agents/../infer is /v1/infer).
+        raise NodeUnavailable(node, "bad_agent", f"agent name {agent!r} is not a path segment")
     timeout = settings.SOFIIA_INFER_TIMEOUT if timeout is None else timeout
     url = f"{node_url(node)}/v1/agents/{quote(agent, safe='')}/infer"
     payload = {"prompt": prompt, "model": None, "max_tokens": None, "temperature": None, "system_prompt": None}

@@ -32,6 +32,11 @@ class Decision:
     backend_failed: bool = False
 
 
+def chat_create_windows(*, operator_id: int) -> tuple[Window, ...]:
+    policy = settings.SOFIIA_RATE_LIMIT_CHAT_CREATE
+    return (Window("chat_create", f"chat-create:op:{operator_id}", policy.limit, policy.window),)
+
+
 def send_windows(*, operator_id: int, chat_id: int) -> tuple[Window, ...]:
     # The chat scope is keyed by operator too: chats have one owner, so nothing changes for
     # them, but nobody can spend the quota of someone else's chat by sending to its id.
@@ -62,7 +67,15 @@ def ratelimit_hit(*, operator: User, chat_id: int) -> Decision:
     A refusal is counted and logged; :func:`ratelimit_block_details` describes it for
     the caller's audit event.
     """
-    windows = send_windows(operator_id=operator.pk, chat_id=chat_id)
+    return _hit(send_windows(operator_id=operator.pk, chat_id=chat_id), operator=operator, chat_id=chat_id)
+
+
+def ratelimit_chat_create_hit(*, operator: User) -> Decision:
+    """Spend one of the operator's chat creations (``SOFIIA_RATE_LIMIT_CHAT_CREATE``)."""
+    return _hit(chat_create_windows(operator_id=operator.pk), operator=operator, chat_id=None)
+
+
+def _hit(windows: tuple[Window, ...], *, operator: User, chat_id: int | None) -> Decision:
     decision = _acquire(windows, consume=True)
     if decision.backend_failed:
         return decision

@@ -52,8 +52,10 @@ def test_fail_open_lets_sends_through_and_logs_once_per_burst(alice, client, lim
 
 
 def test_fail_closed_answers_503_and_stores_nothing(alice, client, settings, limits_on_stopped_redis, nodes):
-    settings.SOFIIA_RATE_LIMIT_FAIL_OPEN = False
     chat = alice.new_chat()
+    settings.SOFIIA_RATE_LIMIT_FAIL_OPEN = False
+    refused_chat = alice.api.post("/api/chats", {"title": "closed too", "agent": "echo"}, format="json")
+    assert (refused_chat.status_code, refused_chat.json()["error"]) == (503, "rate_limit_unavailable")
     response = send(alice, chat["id"], "closed")
     assert response.status_code == 503
     assert response.json()["error"] == "rate_limit_unavailable"
