@@ -1,7 +1,10 @@
 """The hash chain that makes the audit trail tamper-evident.
 
 Every event stores ``prev_hash``, the hash of the event before it, and ``hash``, the
-SHA-256 of its own canonical encoding (which includes ``prev_hash``). Event ids are the
+HMAC-SHA256 of its own canonical encoding (which includes ``prev_hash``) under the chain key
+named by its ``key_id`` (``audit.chain_keys``; version 2). Events written before the chain
+had a key carry no ``key_id`` and a plain SHA-256 (version 1); once a keyed event exists, an
+unkeyed one after it is a break, so nobody can re-hash the tail without the key. Event ids are the
 positions in the chain: contiguous, assigned under the chain-head lock. Editing an event
 breaks its own hash; deleting or reordering events breaks the link of the next one;
 deleting events at the end leaves the chain head pointing past the last event. Pruning
@@ -23,9 +26,9 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
+from audit.chain_keys import chain_key
 from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
 
-CHAIN_VERSION = 1
 GENESIS_HASH = "0" * 64
 HEAD_PK = 1
 ANCHOR_PK = 1
@@ -57,10 +60,17 @@ def format_ts(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event_hash(event: AuditEvent) -> str:
-    """SHA-256 of the event's canonical encoding: sorted-key compact JSON, UTF-8."""
+class UnknownChainKey(Exception):
+    pass
+
+
+def event_hash(event: Any) -> str:
+    """The event's link: its canonical encoding (sorted-key compact JSON, UTF-8) under the
+    HMAC key its ``key_id`` names, or plain SHA-256 for an event without one (version 1).
+    ``UnknownChainKey`` when this instance does not have the named key."""
+    key_id = getattr(event, "key_id", "") or ""
     document = {
-        "v": CHAIN_VERSION,
+        "v": 2 if key_id else 1,
         "id": event.id,
         "ts": format_ts(event.ts),
         "actor": event.actor,
@@ -75,8 +85,15 @@ def event_hash(event: AuditEvent) -> str:
         "details": _canonical(event.details),
         "prev_hash": event.prev_hash,
     }
+    if key_id:
+        document["kid"] = key_id
     encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    if not key_id:
+        return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    key = chain_key(key_id)
+    if key is None:
+        raise UnknownChainKey(key_id)
+    return key.sign(encoded.encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -154,10 +171,25 @@ def _walk(anchor: ChainLink, head: ChainLink, *, chunk_size: int) -> ChainReport
     previous = anchor
     checked = 0
     first_id: int | None = None
+    keyed = False
     for event in _events_after(anchor.event_id, upto=head.event_id, chunk_size=chunk_size):
         if first_id is None:
             first_id = event.id
-        if event_hash(event) != event.hash:
+        if keyed and not event.key_id:
+            detail = f"event #{event.id}: has no chain key after keyed events (the tail was re-hashed without the key)"
+            return ChainReport(checked, first_id, previous.event_id, anchor, ChainBreak(event.id, "unkeyed", detail))
+        keyed = keyed or bool(event.key_id)
+        try:
+            link = event_hash(event)
+        except UnknownChainKey:
+            detail = (
+                f"event #{event.id}: signed with chain key {event.key_id!r}, which SOFIIA_AUDIT_CHAIN_KEY "
+                "does not hold (add it back to verify older events)"
+            )
+            return ChainReport(
+                checked, first_id, previous.event_id, anchor, ChainBreak(event.id, "unknown_key", detail)
+            )
+        if link != event.hash:
             detail = f"event #{event.id}: its contents do not match its hash (the event was edited or moved)"
             return ChainReport(checked, first_id, previous.event_id, anchor, ChainBreak(event.id, "edited", detail))
         if event.prev_hash != previous.hash:

@@ -26,6 +26,8 @@ class AuditEvent(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
+    # Which chain key signed this event's link (audit.chain_keys); empty for version-1 events.
+    key_id = models.CharField(max_length=32, blank=True, default="")
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 

@@ -16,6 +16,7 @@ from django.utils.ipv6 import clean_ipv6_address
 
 from audit.actions import AuditAction, AuditOutcome
 from audit.chain import ANCHOR_PK, HEAD_PK, canonical_details, chain_anchor, chain_head_from_events, event_hash
+from audit.chain_keys import signing_key
 from audit.keys import AuditReader
 from audit.metrics import AUDIT_EVENTS, AUDIT_UNRECORDED, AUDIT_WRITE_FAILURES
 from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
@@ -30,9 +31,6 @@ SingletonRow = TypeVar("SingletonRow", AuditChainHead, AuditChainAnchor)
 
 AUDITORS_GROUP = "auditors"
 AUDITOR_PERMISSIONS = ("audit.view_auditevent",)
-# Set for the length of one prune transaction; the PostgreSQL trigger refuses every other
-# DELETE of audit events (and every UPDATE).
-PRUNE_SETTING = "sofiia.audit_prune"
 # Events a caller can repeat at will (a refused read or login, a replay, a rate-limit block)
 # are recorded one by one up to this many per minute and source, then only counted.
 REPEATS_RECORDED_PER_MINUTE = 20
@@ -76,8 +74,8 @@ _APPEND_SQL = """
 WITH appended AS (
     INSERT INTO audit_auditevent
         (id, ts, actor, action, target_type, target_id, chat_id, outcome, request_id, ip, user_agent, details,
-         prev_hash, hash)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s::jsonb, %s, %s)
+         key_id, prev_hash, hash)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s::jsonb, %s, %s, %s)
     RETURNING id, ts, hash
 )
 UPDATE audit_auditchainhead
@@ -97,8 +95,8 @@ def _append(event: AuditEvent) -> None:
     # limits audited throughput: one statement instead of two (see bench/audit_chain.md).
     params: list[Any] = [
         event.id, event.ts, event.actor, event.action, event.target_type, event.target_id, event.chat_id,
-        event.outcome, event.request_id, event.ip, event.user_agent, json.dumps(event.details), event.prev_hash,
-        event.hash, HEAD_PK,
+        event.outcome, event.request_id, event.ip, event.user_agent, json.dumps(event.details), event.key_id,
+        event.prev_hash, event.hash, HEAD_PK,
     ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(_APPEND_SQL, params)
@@ -147,6 +145,7 @@ def audit_record(
             # The timestamp never goes back along the chain, even when instances' clocks differ.
             event.ts = max(now, head.last_ts) if head.last_ts is not None else now
             event.prev_hash = head.last_hash
+            event.key_id = signing_key().key_id
             event.hash = event_hash(event)
             _append(event)
     except Exception:
@@ -240,20 +239,6 @@ class PruneResult:
         return self.deleted / self.seconds if self.seconds > 0 else float(self.deleted)
 
 
-def _delete_events(*, first_id: int, last_id: int) -> int:
-    """Delete events ``first_id..last_id``: on PostgreSQL, the one DELETE the trigger lets through."""
-    events = AuditEvent.objects.filter(id__gte=first_id, id__lte=last_id)
-    if connection.vendor != "postgresql":
-        return events.delete()[0]
-    with connection.cursor() as cursor:
-        # Transaction-local and switched off again at once, so nothing else in this
-        # transaction can delete under it (a failed DELETE rolls the switch back too).
-        cursor.execute("SELECT set_config(%s, 'on', true)", [PRUNE_SETTING])
-        deleted = events.delete()[0]
-        cursor.execute("SELECT set_config(%s, 'off', true)", [PRUNE_SETTING])
-    return deleted
-
-
 def _chain_anchor_locked() -> AuditChainAnchor:
     def genesis() -> AuditChainAnchor:
         start = chain_anchor()
@@ -266,7 +251,16 @@ def _prune_batch(*, older_than: datetime, batch_size: int) -> tuple[PruneBatch |
     """Delete the next batch of the chain's oldest events that are older than ``older_than``.
 
     Returns the batch (``None`` when there was nothing to delete) and whether more may follow.
+    On PostgreSQL this is ``audit_prune_batch``, the database's own function and the one way
+    events may leave it (migration 0007); SQLite has no such guard.
     """
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM audit_prune_batch(%s, %s)", [older_than, batch_size])
+            deleted, first_id, last_id, more = cursor.fetchone()
+        if not deleted:
+            return None, False
+        return PruneBatch(deleted=deleted, first_id=first_id, last_id=last_id), bool(more)
     with transaction.atomic():
         anchor = _chain_anchor_locked()
         rows = list(
@@ -284,7 +278,7 @@ def _prune_batch(*, older_than: datetime, batch_size: int) -> tuple[PruneBatch |
         if not expired:
             return None, False
         first_id, last_id = expired[0][0], expired[-1][0]
-        deleted = _delete_events(first_id=first_id, last_id=last_id)
+        deleted = AuditEvent.objects.filter(id__gte=first_id, id__lte=last_id).delete()[0]
         AuditChainAnchor.objects.filter(pk=ANCHOR_PK).update(
             event_id=last_id,
             hash=expired[-1][2],

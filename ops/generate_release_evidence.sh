@@ -63,13 +63,15 @@ section() {  # section TITLE GATE COMMAND... — run COMMAND, record its output;
 section "Versions" info "${run_py[@]}" -c '
 import platform, sys
 from importlib.metadata import version
+from packaging.requirements import Requirement
 import sofiia
 print("sofiia-console", sofiia.__version__)
 print("python", platform.python_version())
 for line in open("requirements.in"):  # the direct dependencies; requirements.txt pins the rest
-    name = line.split("#")[0].split("==")[0].split("[")[0].strip()
-    if name:
-        print(name, version(name))
+    if line.split("#")[0].strip():
+        requirement = Requirement(line.split("#")[0].strip())
+        if requirement.marker is None or requirement.marker.evaluate():
+            print(requirement.name, version(requirement.name))
 '
 section "Preflight (strict)" gate "${run_py[@]}" manage.py preflight --strict
 section "Smoke" gate ops/smoke.sh "$BASE"

@@ -17,6 +17,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from audit.chain import chain_verify
+from audit.chain_keys import chain_keys, signing_key
 from nodes.registry import node_names, node_probe
 from sofiia.health import check_backend
 
@@ -147,6 +148,18 @@ def check_audit_chain() -> Check:
     return Check("audit chain", "PASS", f"verifies, {report.checked:,} event(s) from the anchor")
 
 
+def check_audit_chain_key() -> Check:
+    key = signing_key()
+    if key.derived:
+        return Check(
+            "audit chain key",
+            "WARN",
+            "derived from DJANGO_SECRET_KEY: set SOFIIA_AUDIT_CHAIN_KEY so the chain keeps its key "
+            "when the secret key rotates",
+        )
+    return Check("audit chain key", "PASS", f"{key.key_id} signs, {len(chain_keys())} key(s) verify")
+
+
 def check_deploy() -> Check:
     messages = django_checks.run_checks(include_deployment_checks=True)
     errors = [m for m in messages if m.is_serious() and not m.is_silenced()]
@@ -167,6 +180,7 @@ def run_preflight(deployment: Deployment) -> list[Check]:
         _backend_check("idempotency", "SOFIIA_IDEMPOTENCY_BACKEND", deployment),
         _backend_check("ratelimit", "SOFIIA_RATE_LIMIT_BACKEND", deployment),
         check_audit_keys(),
+        check_audit_chain_key(),
         *check_nodes(),
         check_deploy(),
         check_audit_chain(),

@@ -23,6 +23,7 @@ from sofiia.lib.env import (
     env_rate,
     env_secret,
     env_str,
+    parse_keyed_secrets,
     parse_nodes,
 )
 
@@ -218,6 +219,11 @@ SOFIIA_RATE_LIMIT_FAIL_OPEN = env_bool("SOFIIA_RATE_LIMIT_FAIL_OPEN", True)
 SOFIIA_IDEMPOTENCY_TTL = env_int("SOFIIA_IDEMPOTENCY_TTL", 86400, minimum=1)
 
 SOFIIA_AUDIT_KEYS = env_list("SOFIIA_AUDIT_KEYS", [])
+# The HMAC keys of the audit chain (audit/chain_keys.py), and the Ed25519 keys of its signed
+# checkpoints (audit/checkpoints.py): secrets the database never sees.
+SOFIIA_AUDIT_CHAIN_KEYS = parse_keyed_secrets("SOFIIA_AUDIT_CHAIN_KEY", env_secret("SOFIIA_AUDIT_CHAIN_KEY") or "")
+SOFIIA_AUDIT_SIGNING_KEY = env_secret("SOFIIA_AUDIT_SIGNING_KEY") or ""
+SOFIIA_AUDIT_VERIFY_KEY = env_secret("SOFIIA_AUDIT_VERIFY_KEY") or ""
 SOFIIA_TOKEN_TTL_DAYS = env_int("SOFIIA_TOKEN_TTL_DAYS", 90, minimum=1)
 SOFIIA_AUDIT_RETENTION_DAYS = env_int("SOFIIA_AUDIT_RETENTION_DAYS", 90, minimum=1)
 SOFIIA_TRUSTED_PROXIES = env_list("SOFIIA_TRUSTED_PROXIES", [])
@@ -254,6 +260,8 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^livez$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 if not SECURE_SSL_REDIRECT:
     # The documented deployment terminates TLS at the proxy (ops/Caddyfile), which also
     # redirects HTTP to HTTPS and sends HSTS; the app serves plain HTTP on the inside.

@@ -13,7 +13,7 @@ from nodes.devrouter import DevRouter
 from sofiia.lib.clock import clock_advance, clock_reset
 from sofiia.settings import IDEMPOTENCY_CACHE_PREFIX, RATE_LIMIT_CACHE_PREFIX, backend_cache
 from tests.caches import clear_caches
-from tests.live import LiveConsole
+from tests.live import TEST_AUDIT_CHAIN_KEY, LiveConsole
 from tests.multi import MultiInstance, run_multi_instance
 from tests.personas import Persona, Staff, make_auditor, make_persona
 from tests.redis_server import DisposableRedis
@@ -25,6 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["tests.hashers.OneRoundPBKDF2PasswordHasher"]
+    # The chain key every console a test starts uses too (tests/live.py).
+    key_id, _, secret = TEST_AUDIT_CHAIN_KEY.partition(":")
+    settings.SOFIIA_AUDIT_CHAIN_KEYS = [(key_id, secret)]
 
 
 # Fixtures and parameters that put a test on Redis, whatever the configured backends.

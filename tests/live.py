@@ -19,6 +19,9 @@ from django.db import connection
 
 PROJECT = Path(__file__).resolve().parent.parent
 LIVE_SECRET_KEY = "live-test-secret-key-" + "x" * 40
+# The audit chain's key, shared by the test process and every console it starts, as all the
+# instances of a deployment share theirs (tests/conftest.py gives it to the test process).
+TEST_AUDIT_CHAIN_KEY = "tests:" + "audit-chain-test-key-" * 3
 
 
 def free_port() -> int:
@@ -62,6 +65,7 @@ class LiveConsole:
                 "DATABASE_URL": database_url(),
                 "DJANGO_DEBUG": "0",
                 "DJANGO_SECRET_KEY": LIVE_SECRET_KEY,
+                "SOFIIA_AUDIT_CHAIN_KEY": TEST_AUDIT_CHAIN_KEY,
                 "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
                 # Tests talk plain HTTP to loopback, where Secure cookies would never come back.
                 "DJANGO_SECURE_COOKIES": "0",

@@ -162,3 +162,25 @@ def parse_nodes(name: str, value: str) -> dict[str, str]:
     if not nodes:
         raise ImproperlyConfigured(f"{name}: at least one node is required")
     return nodes
+
+
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+def parse_keyed_secrets(name: str, value: str, *, min_length: int = 32) -> list[tuple[str, str]]:
+    """``ID:SECRET[,ID:SECRET...]`` (ids of ``[A-Za-z0-9_.-]``, secrets ``min_length`` or longer),
+    in order: the first is the current one, the others older ones kept for verification."""
+    keys: list[tuple[str, str]] = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key_id, sep, secret = item.partition(":")
+        if not sep or not _KEY_ID.match(key_id):
+            raise ImproperlyConfigured(f"{name}: expected ID:SECRET[,ID:SECRET...] with ids of 1-32 [A-Za-z0-9_.-]")
+        if len(secret) < min_length:
+            raise ImproperlyConfigured(f"{name}: the secret of key {key_id!r} is shorter than {min_length} characters")
+        if any(existing == key_id for existing, _ in keys):
+            raise ImproperlyConfigured(f"{name}: key {key_id!r} is listed twice")
+        keys.append((key_id, secret))
+    return keys

@@ -13,12 +13,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.chain import chain_head_from_events, event_hash
+from audit.chain_keys import signing_key
 from audit.models import AuditChainHead, AuditEvent
 from audit.services import HEAD_PK
 
 COLUMNS = (
     "id", "ts", "actor", "action", "target_type", "target_id", "chat_id", "outcome",
-    "request_id", "ip", "user_agent", "details", "prev_hash", "hash",
+    "request_id", "ip", "user_agent", "details", "key_id", "prev_hash", "hash",
 )  # fmt: skip
 
 
@@ -46,7 +47,7 @@ def seed_events(timestamps: list[datetime], *, action: str = "seed.event", actor
         event = SimpleNamespace(
             id=next_id + offset, ts=ts, actor=actor, action=action, target_type="", target_id="",
             chat_id=None, outcome="success", request_id="", ip=None, user_agent="", details={"n": offset},
-            prev_hash=prev,
+            key_id=signing_key().key_id, prev_hash=prev,
         )  # fmt: skip
         event.hash = event_hash(event)
         prev = event.hash

@@ -18,7 +18,7 @@ from django.core.management import CommandError, call_command
 from audit.chain import chain_verify
 from audit.models import AuditChainAnchor, AuditEvent
 from tests.audit.helpers import as_intruder, days_ago, events, only_event, seed_events
-from tests.live import PROJECT, database_url
+from tests.live import PROJECT, TEST_AUDIT_CHAIN_KEY, database_url
 from tests.personas import make_persona
 
 
@@ -139,7 +139,7 @@ def test_bad_flags_are_refused_and_nothing_is_deleted(db, args, message):
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {"DATABASE_URL": database_url(), "PATH": "/usr/bin:/bin"}
+    env = {"DATABASE_URL": database_url(), "PATH": "/usr/bin:/bin", "SOFIIA_AUDIT_CHAIN_KEY": TEST_AUDIT_CHAIN_KEY}
     return subprocess.run([sys.executable, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -25,8 +25,9 @@ from tests.tools import tool
 
 
 @contextmanager
-def caddy(upstreams: list[LiveConsole], **env: str) -> Iterator[str]:
-    """Run Caddy with ops/Caddyfile on a free port in front of ``upstreams``; yield its base URL."""
+def caddy(upstreams: list[LiveConsole], log_lines: list[str] | None = None, **env: str) -> Iterator[str]:
+    """Run Caddy with ops/Caddyfile on a free port in front of ``upstreams``; yield its base URL.
+    With ``log_lines``, Caddy's own log is appended to it when Caddy stops."""
     port, health_port = free_port(), free_port()
     home = Path(tempfile.mkdtemp(prefix="sofiia-caddy-"))
     log_path = home / "caddy.log"
@@ -66,6 +67,8 @@ def caddy(upstreams: list[LiveConsole], **env: str) -> Iterator[str]:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+        if log_lines is not None:
+            log_lines.extend(log_path.read_text(errors="replace").splitlines())
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -134,3 +137,24 @@ def test_metrics_are_served_to_allowed_networks_only(live_console):
             assert response.status_code == 403
             assert response.text == "Forbidden"
         assert requests.get(f"{base}/api/health", timeout=10).status_code == 200
+
+
+@pytest.mark.live
+def test_security_headers_are_set_and_secrets_never_reach_the_log(live_console):
+    console = live_console(workers=1, SOFIIA_AUDIT_KEYS="caddy-test-audit-key-" + "k" * 20)
+    log: list[str] = []
+    with caddy([console], log_lines=log) as base:
+        response = requests.get(
+            f"{base}/api/audit",
+            headers={"X-Audit-Key": "caddy-test-audit-key-" + "k" * 20, "Cookie": "sessionid=s3cr3t-session"},
+            timeout=10,
+        )
+        assert response.status_code == 200
+        assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    requests_logged = [line for line in log if '"/api/audit"' in line]
+    assert requests_logged, log[-20:]
+    for line in requests_logged:
+        assert "k" * 20 not in line
+        assert "s3cr3t-session" not in line

@@ -111,6 +111,12 @@ def _clean_env(**overrides: str) -> dict[str, str]:
         ("DATABASE_URL", "mysql://root@127.0.0.1/x"),
         ("DJANGO_DEBUG", "perhaps"),
         ("DJANGO_SECURE_SSL_REDIRECT", "sometimes"),
+        ("SOFIIA_AUDIT_CHAIN_KEY", "no-colon-" + "x" * 40),
+        ("SOFIIA_AUDIT_CHAIN_KEY", "k1:too-short"),
+        ("SOFIIA_AUDIT_CHAIN_KEY", "k1:" + "x" * 40 + ",k1:" + "y" * 40),
+        ("SOFIIA_RATE_LIMIT_CHAT_CREATE", "many"),
+        ("SOFIIA_LOGIN_LIMIT_USERNAME", "5"),
+        ("SOFIIA_TOKEN_TTL_DAYS", "0"),
     ],
 )
 def test_a_bad_variable_stops_manage_py_with_one_line_naming_it(variable, value):
@@ -122,6 +128,24 @@ def test_a_bad_variable_stops_manage_py_with_one_line_naming_it(variable, value)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"configuration error: {variable}"), lines[0]
+
+
+def test_production_settings_pass_djangos_deployment_checks_with_warnings_as_failures():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=PROJECT,
+        env=_clean_env(
+            DJANGO_DEBUG="0",
+            DJANGO_SECRET_KEY="a-long-random-production-secret-" + "q7Zx" * 10,
+            DJANGO_ALLOWED_HOSTS="console.example.org",
+            SOFIIA_AUDIT_CHAIN_KEY="k2026:" + "c" * 48,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
 
 
 def test_debug_off_without_a_secret_key_refuses_to_start():

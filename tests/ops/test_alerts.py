@@ -26,6 +26,7 @@ REQUIRED_ALERTS = {
     "SofiiaIdempotencyConflicts",
     "SofiiaAuditWriteFailures",
     "SofiiaRedisBackendErrors",
+    "SofiiaLoginFailuresSurge",
 }
 
 

@@ -66,9 +66,9 @@ def test_a_good_configuration_passes_strict(good):
     assert {verdict for verdict, _ in checks.values()} == {"PASS"}
     assert set(checks) == {
         "debug", "secret key", "allowed hosts", "database", "idempotency backend", "ratelimit backend",
-        "audit keys", "node NODA1", "node NODA2", "check --deploy", "audit chain",
+        "audit keys", "audit chain key", "node NODA1", "node NODA2", "check --deploy", "audit chain",
     }  # fmt: skip
-    assert summary == "preflight PASS: 11 passed, 0 warning(s), 0 failure(s)"
+    assert summary == "preflight PASS: 12 passed, 0 warning(s), 0 failure(s)"
 
 
 @pytest.mark.parametrize(
@@ -83,6 +83,7 @@ def test_a_good_configuration_passes_strict(good):
         ({"SOFIIA_AUDIT_KEYS": []}, "audit keys", "FAIL", "refuses everyone"),
         ({"SOFIIA_AUDIT_KEYS": [AUDIT_KEY, "short"]}, "audit keys", "FAIL", "1 key(s) shorter than 32"),
         ({"SESSION_COOKIE_SECURE": False}, "check --deploy", "WARN", "security.W012"),
+        ({"SOFIIA_AUDIT_CHAIN_KEYS": []}, "audit chain key", "WARN", "derived from DJANGO_SECRET_KEY"),
     ],
 )  # fmt: skip
 def test_a_broken_setting_fails_its_check(good, change, check, verdict, reason):
@@ -103,7 +104,7 @@ def test_only_loopback_hosts_warn_and_fail_strict(good):
     assert not failed
     _, summary, strict_failed = preflight("--strict")
     assert strict_failed
-    assert summary == "preflight WARN: 10 passed, 1 warning(s), 0 failure(s) (strict)"
+    assert summary == "preflight WARN: 11 passed, 1 warning(s), 0 failure(s) (strict)"
 
 
 def test_in_memory_backends_warn_when_several_processes_share_the_configuration(good, settings):
