@@ -1,20 +1,14 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.apps import AppConfig
-from django.apps import apps as global_apps
 from django.db.models.signals import post_migrate
 
+from sofiia.lib.groups import after_migrate
 
-def _operators_group_after_migrate(**kwargs: Any) -> None:
+
+def _operators_group_ensure() -> None:
     from operators.roles import operators_group_ensure
 
-    state = kwargs.get("apps", global_apps)
-    try:
-        state.get_model("auth", "Group")
-    except LookupError:
-        return  # a partial migrate that has not created the auth tables yet
     operators_group_ensure()
 
 
@@ -26,5 +20,4 @@ class OperatorsConfig(AppConfig):
         from operators import receivers
 
         receivers.connect()
-        # A test database flush empties the auth tables; the group must exist after it too.
-        post_migrate.connect(_operators_group_after_migrate, sender=self, dispatch_uid="operators.group")
+        post_migrate.connect(after_migrate(_operators_group_ensure), sender=self, dispatch_uid="operators.group")

@@ -65,3 +65,10 @@ def test_a_refused_operator_cannot_flood_the_audit_trail(alice, client):
 def test_no_credentials_are_still_a_401(anonymous):
     response = anonymous.get("/api/chats")
     assert (response.status_code, response.json()["error"]) == (401, "not_authenticated")
+
+
+def test_the_operators_group_is_there_again_after_a_flush(transactional_db):
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)
+    assert Group.objects.filter(name=OPERATORS_GROUP).exists()
