@@ -14,8 +14,9 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -24,7 +25,7 @@ from rest_framework.request import Request
 
 from audit.actions import AuditAction, AuditOutcome
 from operators.models import ApiToken
-from operators.roles import is_operator
+from operators.roles import OPERATORS_GROUP, is_operator, remember_role
 from operators.tokens import TOKEN_FORMAT, token_digest
 from sofiia.lib.clock import clock_now
 
@@ -51,7 +52,10 @@ class BearerTokenAuthentication(BaseAuthentication):
 def token_user(token: str) -> User:
     """The active user ``token`` belongs to; ``AuthenticationFailed`` for anything else."""
     record = (
-        ApiToken.objects.select_related("user").filter(prefix=token[: ApiToken.PREFIX_LENGTH]).first()
+        ApiToken.objects.select_related("user")
+        .annotate(operator=Exists(Group.objects.filter(name=OPERATORS_GROUP, user=OuterRef("user"))))
+        .filter(prefix=token[: ApiToken.PREFIX_LENGTH])
+        .first()
         if TOKEN_FORMAT.match(token)
         else None
     )
@@ -62,6 +66,8 @@ def token_user(token: str) -> User:
         raise exceptions.AuthenticationFailed("Token expired: ask for a new one (create_operator --token).")
     if not record.user.is_active:
         raise exceptions.AuthenticationFailed("User inactive or deleted.")
+    # The role came with the token, in the same query: IsOperator asks no more.
+    remember_role(record.user, is_operator=record.operator)
     return record.user
 
 

@@ -22,6 +22,11 @@ def is_operator(user: Any) -> bool:
     return bool(memo)
 
 
+def remember_role(user: Any, *, is_operator: bool) -> None:
+    """Record what a query that loaded ``user`` already found out about the role."""
+    setattr(user, _MEMO, is_operator)
+
+
 def operators_group_ensure() -> Group:
     """The ``operators`` group, created if missing (after a test database flush, say)."""
     group, _ = Group.objects.get_or_create(name=OPERATORS_GROUP)
