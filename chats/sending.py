@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 
 from audit.actions import AuditAction
@@ -34,7 +35,9 @@ from chats.models import MESSAGE_TEXT_MAX_LENGTH, Message
 from chats.selectors import chat_get_for_operator
 from chats.services import SendResult, message_send, message_send_stored
 from ratelimit.services import Decision, ratelimit_headers, ratelimit_hit, ratelimit_peek
+from sofiia.lib.db import db_connections_release
 from sofiia.lib.errors import ApplicationError
+from sofiia.lib.gate import send_gate
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +78,18 @@ class SendOutcome:
 
 
 def send_pipeline(request: SendRequest) -> SendOutcome:
-    """Send ``request.text`` to the chat's agent, exactly once per idempotency key."""
+    """Send ``request.text`` to the chat's agent, exactly once per idempotency key.
+
+    At most ``SOFIIA_SENDS_ACTIVE_MAX`` sends per worker run their own steps at once (the
+    gate of ``sofiia.lib.gate``); a send gives its place up while its node thinks.
+    """
+    # Waiting at the gate must not hold a pooled connection (authentication took one): the
+    # sends inside the gate need connections to finish, and would wait for the waiters'.
+    with send_gate.held(settings.SOFIIA_SENDS_ACTIVE_MAX, before_waiting=db_connections_release):
+        return _send_pipeline(request)
+
+
+def _send_pipeline(request: SendRequest) -> SendOutcome:
     operator, chat_id = request.operator, request.chat_id
     decision: Decision | None = None
     try:

@@ -23,6 +23,7 @@ from nodes.registry import default_node, node_exists
 from ratelimit.services import ratelimit_chat_create_hit
 from sofiia.lib.clock import clock_now
 from sofiia.lib.db import db_connections_release
+from sofiia.lib.gate import send_gate
 
 logger = logging.getLogger(__name__)
 
@@ -112,19 +113,23 @@ def _operator_message_claim(*, operator: User, chat: Chat, text: str, idempotenc
 def message_send_stored(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> SendResult | None:
     """The stored result of a delivered send with this key, to replay without sending again;
     ``None`` when the key has delivered nothing yet (or is new)."""
-    existing = (
+    # Every fresh send asks this, so the common answer (no such key) is one indexed lookup of
+    # two columns; the messages themselves are loaded only for a replay.
+    found = (
         Message.objects.filter(
             chat=chat, operator=operator, idempotency_key=idempotency_key, role=Message.Role.OPERATOR
         )
-        .select_related("reply")
+        .values_list("pk", "status", "text")
         .first()
     )
-    if existing is None:
+    if found is None:
         return None
-    if request_fingerprint(existing.text) != request_fingerprint(text):
+    pk, status, stored_text = found
+    if request_fingerprint(stored_text) != request_fingerprint(text):
         raise reused_error()
-    if existing.status != Message.Status.DELIVERED:
+    if status != Message.Status.DELIVERED:
         return None
+    existing = Message.objects.select_related("reply").get(pk=pk)
     return SendResult(operator_message=existing, reply=existing.reply, replayed=True)
 
 
@@ -150,11 +155,12 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
     """Relay ``text`` to the chat's node and store both sides.
 
     The operator message is committed as ``pending`` before the node is called; no
-    transaction and no database connection is held across the call, which takes one of
-    the node's in-flight slots (``node_busy`` when there is none). On success the reply is
-    stored and the message marked ``delivered``; on a node failure it is marked ``failed`` and
-    :class:`MessageDeliveryFailed` is raised. Sending again with the same key re-attempts
-    delivery of that same message, or returns the stored result if it was delivered.
+    transaction, no database connection and no place in the send gate is held across the
+    call, which takes one of the node's in-flight slots (``node_busy`` when there is none).
+    On success the reply is stored and the message marked ``delivered``; on a node failure
+    it is marked ``failed`` and :class:`MessageDeliveryFailed` is raised. Sending again with
+    the same key re-attempts delivery of that same message, or returns the stored result if
+    it was delivered.
     """
     started = time.monotonic()
     actor = operator.get_username()
@@ -173,7 +179,7 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
     }
     db_connections_release()
     try:
-        with node_bulkhead().slot(chat.node):
+        with send_gate.released(), node_bulkhead().slot(chat.node):
             result = infer(node=chat.node, agent=chat.agent, prompt=text)
     except NodeError as error:
         outcome = AuditOutcome.TIMEOUT if error.code == "node_timeout" else AuditOutcome.FAILED

@@ -204,6 +204,9 @@ SOFIIA_NODE_PROBE_TIMEOUT = 1.0
 # Sends waiting on one node's answer at once, all workers of an instance together; past it
 # a send to that node is answered 503 node_busy (nodes.bulkhead).
 SOFIIA_NODE_MAX_INFLIGHT = env_int("SOFIIA_NODE_MAX_INFLIGHT", 500, minimum=1)
+# Sends running their own (CPU-bound) steps at once per worker; the rest wait their turn,
+# so health checks and page loads never queue behind a burst of sends (sofiia.lib.gate).
+SOFIIA_SENDS_ACTIVE_MAX = env_int("SOFIIA_SENDS_ACTIVE_MAX", 8, minimum=1)
 # Made by the gunicorn master and shared by its workers (gunicorn.conf.py); a process
 # started any other way makes its own.
 SOFIIA_INSTANCE_DIR = env_str("SOFIIA_INSTANCE_DIR", "")

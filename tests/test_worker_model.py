@@ -101,15 +101,21 @@ def test_a_writer_waiting_for_sqlites_lock_lets_the_holder_finish(tmp_path):
     assert order == ["holder wrote", "holder committed", "waiter committed", "first", "second"]
 
 
-def test_the_locks_of_the_in_memory_limiter_and_the_node_slots_are_greenlet_locks(tmp_path):
+def test_the_locks_of_the_limiter_the_node_slots_and_the_send_gate_are_greenlet_locks(tmp_path):
     # A lock taken before the patch would be a real one: a greenlet waiting on it would
     # block the hub, and the greenlet holding it could never release it.
     outcome = run_patched(
         """
         from nodes.bulkhead import node_bulkhead
+        from sofiia.lib.gate import send_gate
         from sofiia.lib.sliding_window import InMemorySlidingWindow
         results = {}
-        for name, lock in (("limiter", InMemorySlidingWindow()._lock), ("bulkhead", node_bulkhead()._lock)):
+        locks = (
+            ("limiter", InMemorySlidingWindow()._lock),
+            ("bulkhead", node_bulkhead()._lock),
+            ("send gate", send_gate._semaphore_for(1)),
+        )
+        for name, lock in locks:
             events = []
             def holder():
                 with lock:
@@ -127,4 +133,4 @@ def test_the_locks_of_the_in_memory_limiter_and_the_node_slots_are_greenlet_lock
         """,
         tmp_path,
     )
-    assert outcome == {"limiter": ["released", "acquired"], "bulkhead": ["released", "acquired"]}
+    assert outcome == {name: ["released", "acquired"] for name in ("limiter", "bulkhead", "send gate")}
