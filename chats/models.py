@@ -74,11 +74,9 @@ class Message(models.Model):
             # GET /api/chats/{id}/messages: the chat's messages in (ts, id) keyset order.
             models.Index(fields=["chat", "-ts", "-id"], name="message_chat_ts_idx"),
             # The console's pending/failed badges: a probe per chat, however long the chat.
-            models.Index(
-                fields=["chat", "status"],
-                condition=Q(role="operator", status__in=["pending", "failed"]),
-                name="message_chat_undelivered_idx",
-            ),
+            # (Not a partial index: SQLite cannot match a partial index's condition against a
+            # query's bound parameters, and would scan the chat instead.)
+            models.Index(fields=["chat", "status"], name="message_chat_status_idx"),
         ]
         constraints = [
             # The database's own guard for exactly-once sends: whatever the idempotency

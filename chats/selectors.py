@@ -37,17 +37,13 @@ def chat_list_for_console(*, operator: User, query: str = "", archived: bool = F
     if query:
         chats = chats.filter(title__icontains=query)
     newest = Message.objects.filter(chat=OuterRef("pk")).order_by("-ts", "-id")
-    # The same terms as the partial index message_chat_undelivered_idx, so both databases use it.
-    undelivered = Message.objects.filter(
-        chat=OuterRef("pk"),
-        role=Message.Role.OPERATOR,
-        status__in=[Message.Status.PENDING, Message.Status.FAILED],
-    )
+    # Each a probe of message_chat_status_idx; only operator messages are ever undelivered.
+    operator_messages = Message.objects.filter(chat=OuterRef("pk"), role=Message.Role.OPERATOR)
     return chats.annotate(
         preview=Substr(Subquery(newest.values("text")[:1]), 1, CHAT_PREVIEW_LENGTH),
         preview_role=Subquery(newest.values("role")[:1]),
-        has_failed=Exists(undelivered.filter(status=Message.Status.FAILED)),
-        has_pending=Exists(undelivered.filter(status=Message.Status.PENDING)),
+        has_failed=Exists(operator_messages.filter(status=Message.Status.FAILED)),
+        has_pending=Exists(operator_messages.filter(status=Message.Status.PENDING)),
     )
 
 

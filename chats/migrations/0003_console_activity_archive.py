@@ -40,6 +40,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='message',
-            index=models.Index(condition=models.Q(('role', 'operator'), ('status__in', ['pending', 'failed'])), fields=['chat', 'status'], name='message_chat_undelivered_idx'),
+            index=models.Index(fields=['chat', 'status'], name='message_chat_status_idx'),
         ),
     ]

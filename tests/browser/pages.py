@@ -47,7 +47,7 @@ def send_button(driver: WebDriver) -> WebElement:
 
 def texts(driver: WebDriver) -> list[str]:
     """The transcript as shown: each stored message's text, oldest first."""
-    return [item.text for item in driver.find_elements(By.CSS_SELECTOR, "#messages li.msg[data-id] .text")]
+    return [item.text for item in driver.find_elements(By.CSS_SELECTOR, "#messages li.msg[id] .text")]
 
 
 def wait_for_text(driver: WebDriver, text: str, timeout: float = 10.0) -> None:
