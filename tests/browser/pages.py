@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -23,6 +24,18 @@ AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], T], timeout: float = 10.0, what: str = "") -> T:
     return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message=what)
+
+
+def click(driver: WebDriver, css: str, timeout: float = 10.0) -> None:
+    """Click the element ``css`` names, finding it again if the page's polling replaced it."""
+
+    def clicked(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    ).until(clicked, message=f"to click {css}")
 
 
 def log_in(driver: WebDriver, server: LiveConsole, persona: Persona, *, path: str = "/console/") -> None:

@@ -13,6 +13,7 @@ from audit.models import AuditEvent
 from chats.models import Chat, Message
 from tests.browser.pages import (
     api_send,
+    click,
     composer,
     fill_login,
     log_in,
@@ -155,7 +156,7 @@ def test_an_expired_session_keeps_the_draft_through_the_login(browser, server, a
     Session.objects.all().delete()
     send_button(browser).click()
     wait_for(browser, lambda d: "session has expired" in status_line(d), what="the expired-session notice")
-    browser.find_element(By.CSS_SELECTOR, "#composer-status a").click()
+    click(browser, "#composer-status a")
     fill_login(browser, alice)
     wait_for(browser, lambda d: d.current_url.endswith(f"/console/chats/{chat.pk}/"), what="back in the chat")
     assert composer(browser).get_attribute("value") == "written before the session expired"
@@ -172,14 +173,12 @@ def test_a_failed_send_is_retried_once_the_node_is_back(browser, server, alice, 
     send_button(browser).click()
     if "was down at the last check" in status_line(browser):
         send_button(browser).click()  # the warning asks for a second press
-    retry = wait_for(
-        browser, lambda d: d.find_elements(By.CSS_SELECTOR, "li.msg.failed form.retry button"), what="Retry"
-    )
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "li.msg.failed form.retry button"), what="Retry")
     assert composer(browser).get_attribute("value") == ""  # the message is stored, as failed
     (sent,) = operator_messages(chat, "through the outage")
     assert sent.status == "failed"
     spare_node.start()
-    retry[0].click()
+    click(browser, "li.msg.failed form.retry button")
     wait_for_text(browser, "NODA3/echo: through the outage")
     sent.refresh_from_db()
     assert sent.status == "delivered"

@@ -100,6 +100,9 @@
       showCount();
     }
     function say(text, kind, link) {
+      // The same notice again (a poll repeating it) is left alone: no churn for screen readers.
+      var shown = statusLine.firstChild ? statusLine.firstChild.nodeValue : "";
+      if (text && text === shown && statusLine.className === "status " + (kind || "")) return;
       statusLine.textContent = text || "";
       statusLine.className = "status " + (kind || "");
       if (link) {
