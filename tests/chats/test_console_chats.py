@@ -25,16 +25,30 @@ def listed_titles(page: str) -> list[str]:
     return re.findall(r'<span class="title">([^<]*)</span>', page)
 
 
-def test_the_list_is_ordered_by_last_activity_not_creation(alice, console):
+def test_the_list_is_ordered_by_last_activity_not_creation(alice, console, clock):
     first = alice.new_chat(title="first")
     alice.new_chat(title="second")
     assert listed_titles(console.get("/console/").content.decode()) == ["second", "first"]
+    clock(2)  # last activity has a resolution of one second
     assert alice.send(first["id"], "wake up", key="k1").status_code == 201
     assert listed_titles(console.get("/console/").content.decode()) == ["first", "second"]
     # The API's contract order (creation, newest first) is unchanged.
     assert [c["title"] for c in alice.api.get("/api/chats").json()["items"]] == ["second", "first"]
     chat = Chat.objects.get(pk=first["id"])
     assert chat.last_activity_at == Message.objects.get(chat=chat, role="operator").ts
+
+
+def test_a_burst_of_sends_moves_last_activity_once_a_second(alice, clock):
+    chat = alice.new_chat()
+    assert alice.send(chat["id"], "one", key="k1").status_code == 201
+    first = Chat.objects.get(pk=chat["id"]).last_activity_at
+    assert alice.send(chat["id"], "two", key="k2").status_code == 201
+    assert Chat.objects.get(pk=chat["id"]).last_activity_at == first
+    clock(2)
+    assert alice.send(chat["id"], "three", key="k3").status_code == 201
+    third = Message.objects.get(role="operator", text="three")
+    assert Chat.objects.get(pk=chat["id"]).last_activity_at == third.ts
+    assert AuditEvent.objects.filter(action="message.send", chat_id=chat["id"]).count() == 3
 
 
 def test_each_chat_shows_a_preview_and_its_undelivered_badges(alice, console):
