@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-.PHONY: run test lint typecheck pytest alerts tools multi multi-stop lock image-test compose-test clean
+.PHONY: run test lint typecheck pytest alerts tools multi multi-stop lock messages image-test compose-test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,10 +52,17 @@ alerts:
 	  $$promtool test rules ops/prometheus/alerts.test.yml && \
 	  $$promtool check config ops/prometheus/prometheus.yml
 
-# The deployment tests run Caddy and promtool; fetch them when they are not installed.
+# The deployment tests run Caddy and promtool, the browser tests Debian's Chromium and its
+# chromedriver; fetch or install them when they are not there.
 tools:
 	@ops/debian_tool.sh promtool >/dev/null
 	@ops/debian_tool.sh caddy >/dev/null
+	@ops/browser_tools.sh >/dev/null
+
+## Update the console's Ukrainian catalogue from its templates and code, and compile it (needs gettext).
+messages: $(VENV)/.installed
+	cd chats && DJANGO_DEBUG=1 DJANGO_SETTINGS_MODULE=sofiia.settings PYTHONPATH=.. ../$(BIN)/django-admin makemessages -l uk --no-obsolete
+	cd chats && DJANGO_DEBUG=1 DJANGO_SETTINGS_MODULE=sofiia.settings PYTHONPATH=.. ../$(BIN)/django-admin compilemessages -l uk
 
 ## Build the image from the Dockerfile without a registry and check it running read-only (ops/image_test.sh; as root).
 image-test: $(VENV)/.installed

@@ -1,5 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.views.i18n import set_language
 
 from chats import views
 from operators.login import ConsoleAuthenticationForm
@@ -10,6 +11,11 @@ urlpatterns = [
     path("", views.chat_list, name="chat-list"),
     path("chats/<id:chat_id>/", views.chat_detail, name="chat-detail"),
     path("chats/<id:chat_id>/send", views.chat_send, name="chat-send"),
+    path("chats/<id:chat_id>/updates", views.chat_updates, name="chat-updates"),
+    path("chats/<id:chat_id>/older", views.chat_older, name="chat-older"),
+    path("chats/<id:chat_id>/rename", views.chat_rename_view, name="chat-rename"),
+    path("chats/<id:chat_id>/archive", views.chat_archive_view, name="chat-archive"),
+    path("language", set_language, name="language"),
     path(
         "login/",
         auth_views.LoginView.as_view(
@@ -19,5 +25,5 @@ urlpatterns = [
         ),
         name="login",
     ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", views.ConsoleLogoutView.as_view(), name="logout"),
 ]

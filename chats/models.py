@@ -20,11 +20,21 @@ class Chat(models.Model):
     agent = models.CharField(max_length=AGENT_NAME_MAX_LENGTH, validators=[validate_agent_name])
     node = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
+    # The console's list order: moved forward by every message stored in the chat.
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    # An archived chat leaves the console's list; unarchiving brings it back.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             # GET /api/chats: the owner's chats in (created_at, id) keyset order.
             models.Index(fields=["owner", "-created_at", "-id"], name="chat_owner_created_idx"),
+            # The console's list: the owner's chats by last activity, archived ones apart.
+            models.Index(
+                fields=["owner", "-last_activity_at", "-id"],
+                condition=Q(archived_at__isnull=True),
+                name="chat_owner_activity_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -63,6 +73,10 @@ class Message(models.Model):
         indexes = [
             # GET /api/chats/{id}/messages: the chat's messages in (ts, id) keyset order.
             models.Index(fields=["chat", "-ts", "-id"], name="message_chat_ts_idx"),
+            # The console's pending/failed badges: a probe per chat, however long the chat.
+            # (Not a partial index: SQLite cannot match a partial index's condition against a
+            # query's bound parameters, and would scan the chat instead.)
+            models.Index(fields=["chat", "status"], name="message_chat_status_idx"),
         ]
         constraints = [
             # The database's own guard for exactly-once sends: whatever the idempotency

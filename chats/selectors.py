@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Substr
 
 from chats.errors import ChatNotFound
+from chats.idempotency import delivery_lease_seconds
 from chats.models import Chat, Message
+
+CHAT_PREVIEW_LENGTH = 120
 
 
 def chat_get_for_operator(*, operator: User, chat_id: int) -> Chat:
@@ -21,3 +27,46 @@ def chat_list_for_operator(*, operator: User) -> QuerySet[Chat]:
 
 def message_list_for_chat(*, chat: Chat) -> QuerySet[Message]:
     return Message.objects.filter(chat=chat)
+
+
+def chat_list_for_console(*, operator: User, query: str = "", archived: bool = False) -> QuerySet[Chat]:
+    """The console's list: the operator's chats (archived ones, or the others), titles
+    containing ``query``, each with a preview of its newest message and whether it has
+    operator messages still pending or failed. Ordered by the caller (last activity)."""
+    chats = Chat.objects.filter(owner=operator, archived_at__isnull=not archived)
+    if query:
+        chats = chats.filter(title__icontains=query)
+    newest = Message.objects.filter(chat=OuterRef("pk")).order_by("-ts", "-id")
+    # Each a probe of message_chat_status_idx; only operator messages are ever undelivered.
+    operator_messages = Message.objects.filter(chat=OuterRef("pk"), role=Message.Role.OPERATOR)
+    return chats.annotate(
+        preview=Substr(Subquery(newest.values("text")[:1]), 1, CHAT_PREVIEW_LENGTH),
+        preview_role=Subquery(newest.values("role")[:1]),
+        has_failed=Exists(operator_messages.filter(status=Message.Status.FAILED)),
+        has_pending=Exists(operator_messages.filter(status=Message.Status.PENDING)),
+    )
+
+
+def message_retryable(message: Message, *, now: datetime) -> bool:
+    """Whether a retry with the message's key would attempt delivery again: it failed, or it
+    is still ``pending`` after its delivery lease ran out (its worker is gone)."""
+    if message.role != Message.Role.OPERATOR or message.idempotency_key is None:
+        return False
+    if message.status == Message.Status.FAILED:
+        return True
+    if message.status != Message.Status.PENDING or message.delivery_started_at is None:
+        return False
+    return message.delivery_started_at < now - timedelta(seconds=delivery_lease_seconds())
+
+
+def message_list_near(*, chat: Chat, since: datetime | None, limit: int) -> list[Message]:
+    """The chat's messages from ``since`` on (all of them when ``None``), oldest first: what a
+    console polling forward has not seen yet, and recent ones whose state may have changed."""
+    messages = Message.objects.filter(chat=chat)
+    if since is not None:
+        messages = messages.filter(ts__gte=since)
+    return list(messages.order_by("ts", "id")[:limit])
+
+
+def message_list_by_ids(*, chat: Chat, ids: list[int]) -> list[Message]:
+    return list(Message.objects.filter(chat=chat, pk__in=ids).order_by("ts", "id"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -60,6 +60,56 @@ def chat_create(*, operator: User, title: str, agent: str, node: str | None = No
     return chat
 
 
+def chat_rename(*, operator: User, chat: Chat, title: str) -> Chat:
+    """Give the chat a new title (1..200 characters, checked by the caller's form)."""
+    previous = chat.title
+    if title == previous:
+        return chat
+    with transaction.atomic():
+        Chat.objects.filter(pk=chat.pk).update(title=title)
+        audit_record(
+            actor=operator.get_username(),
+            action=AuditAction.CHAT_RENAME,
+            target_type="chat",
+            target_id=chat.pk,
+            chat_id=chat.pk,
+            details={"from": previous, "to": title},
+        )
+    chat.title = title
+    logger.info("chat.rename", extra={"operator": operator.get_username(), "chat_id": chat.pk})
+    return chat
+
+
+def chat_archive(*, operator: User, chat: Chat, archived: bool) -> Chat:
+    """Take the chat off the console's list (``archived``) or put it back; its messages stay."""
+    if (chat.archived_at is not None) == archived:
+        return chat
+    archived_at = clock_now() if archived else None
+    with transaction.atomic():
+        Chat.objects.filter(pk=chat.pk).update(archived_at=archived_at)
+        audit_record(
+            actor=operator.get_username(),
+            action=AuditAction.CHAT_ARCHIVE if archived else AuditAction.CHAT_UNARCHIVE,
+            target_type="chat",
+            target_id=chat.pk,
+            chat_id=chat.pk,
+        )
+    chat.archived_at = archived_at
+    logger.info("chat.archive", extra={"operator": operator.get_username(), "chat_id": chat.pk, "archived": archived})
+    return chat
+
+
+# The list's order needs last activity to the second, not to the message: a burst of sends
+# into one chat then writes its row once a second instead of queueing every send's
+# transaction (and its pooled connection) behind that row's lock.
+LAST_ACTIVITY_RESOLUTION = timedelta(seconds=1)
+
+
+def _chat_touch(*, chat: Chat, now: datetime) -> None:
+    """Move the chat's last activity to ``now``, outside the message's transaction."""
+    Chat.objects.filter(pk=chat.pk, last_activity_at__lt=now - LAST_ACTIVITY_RESOLUTION).update(last_activity_at=now)
+
+
 def _operator_message_claim(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> tuple[Message, bool]:
     """Store the operator message as ``pending``, or find the one this key already stored.
 
@@ -83,6 +133,7 @@ def _operator_message_claim(*, operator: User, chat: Chat, text: str, idempotenc
                 attempts=1,
                 delivery_started_at=now,
             )
+        _chat_touch(chat=chat, now=now)
         return message, False
     except IntegrityError:
         existing = Message.objects.filter(

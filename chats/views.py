@@ -1,24 +1,96 @@
-"""The operator web console: session login, chats, messages and sending."""
+"""The operator web console: session login, chats, messages and sending.
+
+Every page works without script (forms post, the server redirects). The console's script
+(``static/console/console.js``) makes the chat live on top of the same pages: it sends through
+the JSON API, and reads new and older messages, rendered here, from :func:`chat_updates` and
+:func:`chat_older`.
+"""
 
 from __future__ import annotations
 
-from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any
 
-from chats.errors import ChatNotFound, MessageDeliveryFailed
-from chats.forms import ChatCreateForm, SendForm
-from chats.models import Chat
-from chats.selectors import chat_get_for_operator, chat_list_for_operator, message_list_for_chat
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from chats.errors import ChatNotFound, IdempotencyKeyInFlight, MessageDeliveryFailed, RateLimited
+from chats.forms import ChatArchiveForm, ChatCreateForm, ChatRenameForm, SendForm
+from chats.models import MESSAGE_TEXT_MAX_LENGTH, Chat, Message
+from chats.selectors import (
+    chat_get_for_operator,
+    chat_list_for_console,
+    message_list_by_ids,
+    message_list_for_chat,
+    message_list_near,
+)
 from chats.sending import SendRequest, send_pipeline
-from chats.services import chat_create
-from nodes.registry import node_statuses
-from operators.auth import authenticated_operator, operator_required
+from chats.services import chat_archive, chat_create, chat_rename
+from nodes.registry import NodeStatus, node_statuses
+from operators.auth import authenticated_operator, operator_required, operator_role_required
 from sofiia.lib.errors import ApplicationError
-from sofiia.lib.pagination import keyset_page
+from sofiia.lib.pagination import Position, decode_cursor, encode_cursor, keyset_page
 
 PAGE_SIZE = 50
+SEARCH_MAX_LENGTH = 200
+# A message is stored with its timestamp a moment before its transaction commits, so a
+# poll can see a newer message before an older one appears. Each poll looks back this far
+# and the script merges by id: nothing committed late is ever missed.
+POLL_LOOKBACK = timedelta(seconds=30)
+POLL_LIMIT = 200
+WATCH_LIMIT = 50
+# A refused draft kept for the form's next rendering; a paste of any size the server
+# accepted (1 MiB) is kept up to this many characters.
+DRAFT_MAX_LENGTH = 100_000
+
+ViewFunc = Callable[..., HttpResponse]
+
+
+def _chat_url(chat_id: int) -> str:
+    return reverse("console:chat-detail", args=[chat_id])
+
+
+def _draft_session_key(chat_id: int) -> str:
+    return f"console:draft:{chat_id}"
+
+
+def _draft_keep(request: HttpRequest, chat_id: int) -> None:
+    """Keep a refused send's text and key for the composer's next rendering (no script)."""
+    text, key = request.POST.get("text"), request.POST.get("idempotency_key")
+    if text:
+        request.session[_draft_session_key(chat_id)] = {"text": text[:DRAFT_MAX_LENGTH], "key": (key or "")[:255]}
+
+
+def login_required_back_to_chat(view: ViewFunc) -> ViewFunc:
+    """``login_required`` for the console's POST-only actions on a chat: an expired session
+    logs in and comes back to the chat page (a GET of the action's URL would be a 405), and
+    a send's draft comes back with it."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, chat_id: int, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            _draft_keep(request, chat_id)
+            return redirect_to_login(_chat_url(chat_id))
+        return view(request, chat_id, *args, **kwargs)
+
+    return wrapper
+
+
+def _bad_request(request: HttpRequest, detail: str) -> HttpResponse:
+    return render(request, "400.html", {"detail": detail}, status=400)
+
+
+def _node_status(chat: Chat) -> NodeStatus | None:
+    return next((node for node in node_statuses() if node.name == chat.node), None)
 
 
 @operator_required
@@ -33,44 +105,116 @@ def chat_list(request: HttpRequest) -> HttpResponse:
             form.add_error("node", exc.detail)
         else:
             return redirect("console:chat-detail", chat_id=chat.pk)
-    page = keyset_page(
-        chat_list_for_operator(operator=operator),
-        scope=f"chats:{operator.pk}",
-        ts_field="created_at",
-        limit=PAGE_SIZE,
-        cursor=request.GET.get("cursor") or None,
-    )
-    context = {"form": form, "page": page, "nodes": node_statuses()}
+    query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
+    archived = request.GET.get("archived") == "1"
+    try:
+        page = keyset_page(
+            chat_list_for_console(operator=operator, query=query, archived=archived),
+            scope=f"console-chats:{operator.pk}:{int(archived)}:{query}",
+            ts_field="last_activity_at",
+            limit=PAGE_SIZE,
+            cursor=request.GET.get("cursor") or None,
+        )
+    except ApplicationError as refusal:
+        return _bad_request(request, refusal.detail)
+    nodes = node_statuses()
+    context = {
+        "form": form,
+        "page": page,
+        "nodes": nodes,
+        "agent_suggestions": sorted({agent for node in nodes for agent in node.agents}),
+        "query": query,
+        "archived": archived,
+        "paged": bool(request.GET.get("cursor")),
+    }
     return render(request, "console/chat_list.html", context)
 
 
 @operator_required
-@require_http_methods(["GET"])
+@require_GET
 def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
     chat = _chat_or_404(request, chat_id)
-    page = keyset_page(
-        message_list_for_chat(chat=chat),
-        scope=f"messages:{chat.pk}",
-        limit=PAGE_SIZE,
-        cursor=request.GET.get("cursor") or None,
-    )
+    cursor = request.GET.get("cursor") or None
+    try:
+        page = keyset_page(message_list_for_chat(chat=chat), scope=_older_scope(chat), limit=PAGE_SIZE, cursor=cursor)
+    except ApplicationError as refusal:
+        return _bad_request(request, refusal.detail)
+    items = list(reversed(page.items))
+    draft = request.session.pop(_draft_session_key(chat.pk), None)
+    form = SendForm(initial={"text": draft["text"], "idempotency_key": draft["key"]} if draft else None)
     context = {
         "chat": chat,
-        "messages_page": list(reversed(page.items)),
+        "messages_page": items,
         "next_cursor": page.next_cursor,
-        "form": SendForm(),
+        # Only the newest page is live: it polls forward from its newest message.
+        "live": cursor is None,
+        "poll_cursor": _poll_cursor(chat, items[-1]) if items and cursor is None else "",
+        "form": form,
+        "node": _node_status(chat),
+        "max_length": MESSAGE_TEXT_MAX_LENGTH,
+        "strings": _script_strings(chat),
     }
     return render(request, "console/chat_detail.html", context)
 
 
 @operator_required
+@require_GET
+def chat_older(request: HttpRequest, chat_id: int) -> HttpResponse:
+    """The page of messages before ``cursor``, rendered, for the script to put above the others."""
+    chat = _chat_or_404(request, chat_id)
+    try:
+        page = keyset_page(
+            message_list_for_chat(chat=chat),
+            scope=_older_scope(chat),
+            limit=PAGE_SIZE,
+            cursor=request.GET.get("cursor") or None,
+        )
+    except ApplicationError as refusal:
+        return JsonResponse({"error": refusal.code, "detail": refusal.detail}, status=400)
+    html = _render_messages(request, chat, list(reversed(page.items)))
+    return JsonResponse({"html": html, "next_cursor": page.next_cursor})
+
+
+@operator_required
+@require_GET
+def chat_updates(request: HttpRequest, chat_id: int) -> HttpResponse:
+    """What a live chat page has not shown yet: messages since its cursor (looking back a
+    little, see ``POLL_LOOKBACK``), the current state of the messages it ``watch``es (pending
+    or failed ones), and the chat's node status."""
+    chat = _chat_or_404(request, chat_id)
+    cursor = request.GET.get("cursor") or None
+    try:
+        since = decode_cursor(_poll_scope(chat), cursor, "asc") if cursor else None
+        watch = _watched_ids(request.GET.get("watch", ""))
+    except ApplicationError as refusal:
+        return JsonResponse({"error": refusal.code, "detail": refusal.detail}, status=400)
+    recent = message_list_near(chat=chat, since=since.ts - POLL_LOOKBACK if since else None, limit=POLL_LIMIT)
+    seen = {message.pk for message in recent}
+    watched = message_list_by_ids(chat=chat, ids=[pk for pk in watch if pk not in seen]) if watch else []
+    node = _node_status(chat)
+    body = {
+        "html": _render_messages(request, chat, watched + recent),
+        "cursor": _poll_cursor(chat, recent[-1]) if recent else cursor,
+        # More arrived than one answer carries: the page reloads instead of guessing.
+        "overflow": len(recent) == POLL_LIMIT,
+        "node_status": node.status if node else "unknown",
+    }
+    return JsonResponse(body)
+
+
+@login_required_back_to_chat
+@operator_role_required
 @require_POST
 def chat_send(request: HttpRequest, chat_id: int) -> HttpResponse:
-    """The form's send: the same pipeline as the API's, a refusal shown above the form."""
+    """The form's send: the same pipeline as the API's. A refusal is shown above the composer,
+    and the draft is kept unless the message was stored."""
+    text = request.POST.get("text")
     send = SendRequest(
         operator=authenticated_operator(request),
         chat_id=chat_id,
-        text=request.POST.get("text"),
+        # Browsers submit a textarea's line breaks as CRLF; the script and the API send LF.
+        # The same message must read the same whichever way it was sent or retried.
+        text=text.replace("\r\n", "\n") if text is not None else None,
         idempotency_key=request.POST.get("idempotency_key"),
     )
     try:
@@ -79,13 +223,60 @@ def chat_send(request: HttpRequest, chat_id: int) -> HttpResponse:
         raise Http404("Chat not found") from None
     except ApplicationError as refusal:
         messages.error(request, _refusal_text(refusal))
-    return redirect("console:chat-detail", chat_id=chat_id)
+        if not isinstance(refusal, MessageDeliveryFailed):
+            _draft_keep(request, chat_id)
+    return redirect(_chat_url(chat_id) + "#composer")
+
+
+@login_required_back_to_chat
+@operator_role_required
+@require_POST
+def chat_rename_view(request: HttpRequest, chat_id: int) -> HttpResponse:
+    chat = _chat_or_404(request, chat_id)
+    form = ChatRenameForm(request.POST)
+    if form.is_valid():
+        chat_rename(operator=authenticated_operator(request), chat=chat, title=form.cleaned_data["title"])
+        messages.success(request, _("Chat renamed."))
+    else:
+        messages.error(request, _("The title must be 1 to 200 characters."))
+    return redirect(_chat_url(chat_id))
+
+
+@login_required_back_to_chat
+@operator_role_required
+@require_POST
+def chat_archive_view(request: HttpRequest, chat_id: int) -> HttpResponse:
+    chat = _chat_or_404(request, chat_id)
+    form = ChatArchiveForm(request.POST)
+    archived = form.is_valid() and form.cleaned_data["archived"]
+    chat_archive(operator=authenticated_operator(request), chat=chat, archived=archived)
+    if archived:
+        messages.success(request, _("Chat “%(title)s” archived.") % {"title": chat.title})
+        return redirect("console:chat-list")
+    messages.success(request, _("Chat restored to the list."))
+    return redirect(_chat_url(chat_id))
+
+
+class ConsoleLogoutView(auth_views.LogoutView):
+    """Logout that also tells the browser to drop what it cached of the console, so Back
+    shows nothing of the transcript (the pages are ``no-store`` as well)."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().post(request, *args, **kwargs)
+        response["Clear-Site-Data"] = '"cache"'
+        return response
 
 
 def _refusal_text(refusal: ApplicationError) -> str:
     if isinstance(refusal, MessageDeliveryFailed):
-        return f"{refusal.detail} Your message is kept; send it again to retry."
-    return refusal.detail
+        return _("The node did not deliver the message. It is kept: press Retry when the node is back.")
+    if isinstance(refusal, RateLimited):
+        seconds = refusal.extra.get("retry_after", 0)
+        return _("Too many sends. You can send again in %(seconds)s s; your draft is kept.") % {"seconds": seconds}
+    if isinstance(refusal, IdempotencyKeyInFlight):
+        return _("This message is still being delivered; its answer will appear here.")
+    # The pipeline's own words, as the API gives them: one text per refusal on both surfaces.
+    return _("The message was refused: %(detail)s Your draft is kept.") % {"detail": refusal.detail}
 
 
 def _chat_or_404(request: HttpRequest, chat_id: int) -> Chat:
@@ -93,3 +284,58 @@ def _chat_or_404(request: HttpRequest, chat_id: int) -> Chat:
         return chat_get_for_operator(operator=authenticated_operator(request), chat_id=chat_id)
     except ApplicationError:
         raise Http404("Chat not found") from None
+
+
+def _older_scope(chat: Chat) -> str:
+    # The API's scope for the same listing: its cursors and the console's are interchangeable.
+    return f"messages:{chat.pk}"
+
+
+def _poll_scope(chat: Chat) -> str:
+    return f"console-poll:{chat.pk}"
+
+
+def _poll_cursor(chat: Chat, newest: Message) -> str:
+    return encode_cursor(_poll_scope(chat), Position(newest.ts, newest.pk), "asc")
+
+
+def _watched_ids(raw: str) -> list[int]:
+    parts = [part for part in raw.split(",") if part]
+    if len(parts) > WATCH_LIMIT or not all(part.isdigit() and len(part) <= 18 for part in parts):
+        raise ApplicationError(f"watch: at most {WATCH_LIMIT} message ids, comma-separated.", code="invalid_watch")
+    return [int(part) for part in parts]
+
+
+def _render_messages(request: HttpRequest, chat: Chat, items: list[Message]) -> str:
+    return render_to_string("console/_messages.html", {"chat": chat, "messages_page": items}, request)
+
+
+def _script_strings(chat: Chat) -> dict[str, str]:
+    """The console's own words the script shows, in the page's language."""
+    return {
+        "send": _("Send"),
+        "sending": _("Sending…"),
+        "copy": _("Copy"),
+        "copied": _("Copied"),
+        "loading": _("Loading…"),
+        "you": _("You"),
+        "pending": _("pending"),
+        "up": _("up"),
+        "down": _("down"),
+        "unknown": _("unknown"),
+        "rate_limited": _("Too many sends. You can send again in {seconds} s; your draft is kept."),
+        "too_long": _("The message is {length} characters long; the limit is {limit}. Your draft is kept."),
+        "refused": _("The message was refused: {detail}"),
+        "node_failed": _("The node did not deliver the message. It is kept: press Retry when the node is back."),
+        "session_expired": _("Your session has expired. Log in again: your draft is kept for this chat."),
+        "log_in": _("Log in"),
+        "forbidden": _("The server refused the send (403). Reload the page: your draft is kept."),
+        "access_refused": _("Your account may no longer use the console (403). Ask an administrator."),
+        "network": _("No answer from the server. Your draft is kept: press Send to try again, it is sent once."),
+        "key_reused": _("An earlier version of this message was already sent. Press Send to send this one."),
+        "node_down": _("Node {node} was down at the last check. Press Send again to send anyway."),
+        "unavailable": _("The console cannot send right now. Your draft is kept: try again shortly."),
+        "server_error": _("The server failed ({status}). Your draft is kept: try again shortly."),
+        "older_failed": _("Older messages could not be loaded."),
+        "count": _("{length} / {limit} characters"),
+    }

@@ -3,7 +3,8 @@
 Not for production. The reply is deterministic: ``"<node>/<agent>: <prompt>"``. A few agent
 names make it misbehave on purpose, so every kind of node failure can be exercised over
 real HTTP: ``slow<seconds>`` answers late, ``fail500`` answers 500, ``garbage`` answers a
-body that is not JSON, ``badjson`` answers JSON without ``response``.
+body that is not JSON, ``badjson`` answers JSON without ``response``. ``/health`` lists the
+agents it advertises (``ADVERTISED_AGENTS``), which the console suggests.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 INFER_PATH = re.compile(r"^/v1/agents/([^/]+)/infer$")
 MAX_BODY_BYTES = 1024 * 1024
+# What /health lists (the console suggests them); any other agent name is answered too.
+ADVERTISED_AGENTS = ("echo", "slow5")
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -94,7 +97,7 @@ class DevRouter:
 
             def do_GET(self) -> None:
                 if self.path == "/health":
-                    self._json(200, {"status": "ok", "node": router.name})
+                    self._json(200, {"status": "ok", "node": router.name, "agents": list(ADVERTISED_AGENTS)})
                 else:
                     self._json(404, {"detail": "not found"})
 

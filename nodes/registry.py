@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -13,6 +15,8 @@ from django.core.cache import cache
 from nodes.transport import http_session
 
 NODE_STATUS_CACHE_KEY = "sofiia:node-status"
+_AGENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_ADVERTISED_AGENTS = 100
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,18 @@ class NodeStatus:
     name: str
     status: str  # "up" | "down"
     latency_ms: int | None
+    # The agents the node's /health says it offers (``"agents": [name, ...]``), if it says so.
+    agents: tuple[str, ...] = ()
+
+
+def advertised_agents(body: object) -> tuple[str, ...]:
+    """Agent names from a /health body: ``{"agents": ["name", ...]}`` or
+    ``{"agents": [{"name": ...}, ...]}``; anything else advertises nothing."""
+    listed = body.get("agents") if isinstance(body, dict) else None
+    if not isinstance(listed, list):
+        return ()
+    names = (item.get("name") if isinstance(item, dict) else item for item in listed[:MAX_ADVERTISED_AGENTS])
+    return tuple(sorted({name for name in names if isinstance(name, str) and _AGENT_NAME.match(name)}))
 
 
 def node_names() -> list[str]:
@@ -44,13 +60,18 @@ def node_probe(name: str, *, timeout: float | None = None) -> NodeStatus:
     started = time.monotonic()
     try:
         response = http_session().get(f"{node_url(name)}/health", timeout=timeout)
+        content = response.content[:65537]
         response.close()
     except requests.RequestException:
         return NodeStatus(name=name, status="down", latency_ms=None)
     latency_ms = round((time.monotonic() - started) * 1000)
     if response.status_code != 200:
         return NodeStatus(name=name, status="down", latency_ms=latency_ms)
-    return NodeStatus(name=name, status="up", latency_ms=latency_ms)
+    try:
+        body = json.loads(content) if len(content) <= 65536 else None
+    except ValueError:
+        body = None  # up, and says nothing more
+    return NodeStatus(name=name, status="up", latency_ms=latency_ms, agents=advertised_agents(body))
 
 
 def node_statuses() -> list[NodeStatus]:

@@ -89,10 +89,9 @@ class IsOperator(BasePermission):
         raise Forbidden()
 
 
-def operator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """``login_required`` for console views, then the operator role (403 otherwise)."""
+def operator_role_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The operator role for a console view whose user is already logged in (403 otherwise)."""
 
-    @login_required
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not is_operator(request.user):
@@ -101,6 +100,11 @@ def operator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def operator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """``login_required`` for console views, then the operator role (403 otherwise)."""
+    return login_required(operator_role_required(view))
 
 
 def authz_denied(user: Any, *, surface: str, path: str) -> None:

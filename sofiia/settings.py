@@ -71,9 +71,11 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "sofiia.lib.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "sofiia.lib.page_security.PageSecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sofiia.lib.errors.ApiJsonErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "sofiia.lib.locale.PageLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -276,6 +278,16 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# The console's pages (sofiia.lib.page_security): only its own script, styles and images, no
+# inline code. The admin and the API's browsable pages carry inline code of their own and
+# are left to the proxy's policy.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+CSP_EXEMPT_PREFIXES = ("/admin/", "/api/")
+# Console pages hold transcripts: never kept in the browser's cache (Back after logout).
+NO_STORE_PREFIXES = ("/console/",)
 
 # Console and admin passwords (create_operator --password too): 12 characters at least.
 AUTH_PASSWORD_VALIDATORS = [
@@ -291,7 +303,9 @@ LOGOUT_REDIRECT_URL = "console:login"
 
 # --- I18N, static ------------------------------------------------------------------------
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# The console's own words; messages are never translated (sofiia.lib.locale).
+LANGUAGES = [("en", "English"), ("uk", "Українська")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 
@@ -17,6 +18,7 @@ urlpatterns = [
     path("api/", include("nodes.urls")),
     path("console/", include("chats.console_urls")),
     path("admin/", admin.site.urls),
+    path("favicon.ico", RedirectView.as_view(url=static("console/favicon.svg")), name="favicon"),
     path("", include("django_prometheus.urls")),
     path("", RedirectView.as_view(pattern_name="console:chat-list"), name="home"),
 ]

@@ -93,11 +93,14 @@ def keyset_page(
     """
     if cursor:
         position = decode_cursor(scope, cursor, order)
+        # The leading range term is redundant, but it is the one an index can seek to: without
+        # it PostgreSQL walks the index from the newest row and filters its way to the cursor.
         if order == "desc":
             after = Q(**{f"{ts_field}__lt": position.ts}) | Q(**{ts_field: position.ts, "id__lt": position.id})
+            queryset = queryset.filter(Q(**{f"{ts_field}__lte": position.ts}) & after)
         else:
             after = Q(**{f"{ts_field}__gt": position.ts}) | Q(**{ts_field: position.ts, "id__gt": position.id})
-        queryset = queryset.filter(after)
+            queryset = queryset.filter(Q(**{f"{ts_field}__gte": position.ts}) & after)
     sign = "-" if order == "desc" else ""
     rows = list(queryset.order_by(f"{sign}{ts_field}", f"{sign}id")[: limit + 1])
     has_more = len(rows) > limit

@@ -20,7 +20,15 @@ API = [
     ("post", "/api/chats/{chat}/send", {"text": "let me in"}),
     ("get", "/api/nodes", None),
 ]
-CONSOLE = [("get", "/console/"), ("get", "/console/chats/{chat}/"), ("post", "/console/chats/{chat}/send")]
+CONSOLE = [
+    ("get", "/console/"),
+    ("get", "/console/chats/{chat}/"),
+    ("get", "/console/chats/{chat}/updates"),
+    ("get", "/console/chats/{chat}/older"),
+    ("post", "/console/chats/{chat}/send"),
+    ("post", "/console/chats/{chat}/rename"),
+    ("post", "/console/chats/{chat}/archive"),
+]
 
 
 @pytest.fixture(params=["auditor", "superuser"])

@@ -1,0 +1,183 @@
+"""Benchmark of the console's chat page: server time with 100,000 messages in the chat, and
+page weight (HTML + CSS + JS, uncompressed) of a chat with 50 messages. Prints a markdown
+table; results are recorded in docs/performance.md ("The console's chat page").
+
+    .venv/bin/python bench/console_page.py                       # SQLite
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/sofiia_bench .venv/bin/python bench/console_page.py
+
+It makes its own database (a temporary SQLite file, or a fresh PostgreSQL database next to the
+one DATABASE_URL names, dropped after), seeds it with bulk_create, and renders the pages through
+Django's test client with production settings (DEBUG off): server time is the whole request
+inside Django (middleware, session, queries, Markdown, templates), without the network. The
+node is an in-process dev router on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from bench.send_path import database  # noqa: E402
+from nodes.devrouter import DevRouter  # noqa: E402
+
+OPERATOR_LINES = [
+    "Restart the ingest worker on {n} and tell me what the queue depth is afterwards.",
+    "What changed in the config between the last two deploys?",
+    "Summarise the errors from the last hour, grouped by service.",
+    "Can you check whether the backup of shard {n} finished?",
+]
+AGENT_REPLIES = [
+    "The ingest worker on node {n} restarted cleanly. Queue depth went from **1,204** to **37** within "
+    "two minutes; consumers are keeping up.\n\n- lag: 0.4 s\n- errors since restart: 0\n- throughput: 820 msg/s",
+    "Two keys changed between the deploys:\n\n```yaml\nworkers: 8        # was 6\ntimeout_s: 45     # was 30\n```\n"
+    "Nothing else differs; both changes came from the same merge request.",
+    "Errors in the last hour, by service:\n\n| service | errors | top cause |\n|---|---|---|\n"
+    "| api | 12 | upstream timeout |\n| ingest | 3 | malformed payload |\n| auth | 0 | — |\n\n"
+    "The API timeouts cluster around 10:42 and match a slow node.",
+    "Backup of shard {n} finished at 03:12 UTC: 48.2 GiB in 21 min, checksum verified. "
+    "The next one is scheduled for tomorrow at the same time.",
+]
+
+
+def configure(db_url: str, router: DevRouter) -> None:
+    for key in [k for k in os.environ if k.startswith(("SOFIIA_", "DJANGO_"))]:
+        del os.environ[key]
+    os.environ.update(
+        DATABASE_URL=db_url,
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="bench-" + "x" * 50,
+        DJANGO_ALLOWED_HOSTS="testserver",
+        DJANGO_SETTINGS_MODULE="sofiia.settings",
+        SOFIIA_NODES=f"NODA1={router.url}",
+        SOFIIA_LOG_LEVEL="error",
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def seed(chat: object, count: int, *, operator: object) -> None:
+    from chats.models import Message
+
+    rng = random.Random(7)
+    start = Message._meta.get_field("ts").default() - timedelta(seconds=count * 5)  # type: ignore[operator]
+    batch = []
+    for n in range(count):
+        pair, is_agent = divmod(n, 2)
+        text = rng.choice(AGENT_REPLIES if is_agent else OPERATOR_LINES).format(n=pair % 97)
+        batch.append(
+            Message(
+                chat=chat, role="agent" if is_agent else "operator", text=text, node="NODA1", status="delivered",
+                ts=start + timedelta(seconds=n * 5), operator=None if is_agent else operator,
+                idempotency_key=None if is_agent else uuid.uuid4().hex, attempts=0 if is_agent else 1,
+            )
+        )  # fmt: skip
+        if len(batch) == 5000:
+            Message.objects.bulk_create(batch)
+            batch = []
+    Message.objects.bulk_create(batch)
+
+
+def timed(client: object, url: str, repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(url)  # type: ignore[attr-defined]
+        samples.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: {response.status_code}")
+    return samples
+
+
+def row(label: str, samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    return f"| {label} | {statistics.median(ordered):.1f} | {p95:.1f} | {ordered[-1]:.1f} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000, help="messages in the long chat (default 100,000)")
+    parser.add_argument("--repeat", type=int, default=50, help="timed requests per page (default 50)")
+    args = parser.parse_args()
+
+    router = DevRouter("NODA1").start()
+    with database() as db_url:
+        configure(db_url, router)
+        from django.conf import settings
+        from django.test import Client
+
+        from chats.models import Chat, Message
+        from chats.views import PAGE_SIZE
+        from operators.services import operator_create
+
+        operator = operator_create(username="bench", password=uuid.uuid4().hex, with_token=False).operator
+        client = Client()
+        client.force_login(operator)
+
+        started = time.perf_counter()
+        long_chat = Chat.objects.create(owner=operator, title="long", agent="echo", node="NODA1")
+        seed(long_chat, args.messages, operator=operator)
+        seeding = time.perf_counter() - started
+        short = Chat.objects.create(owner=operator, title="fifty", agent="echo", node="NODA1")
+        seed(short, 50, operator=operator)
+        from django.db import connection
+
+        # What autovacuum (PostgreSQL) would have done after such a load: without statistics the
+        # planner takes a chat of 100,000 messages for a few dozen and reads half of it.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        middle = Message.objects.filter(chat=long_chat).order_by("ts", "id")[args.messages // 2]
+        oldest = Message.objects.filter(chat=long_chat).order_by("ts", "id")[PAGE_SIZE]
+
+        from sofiia.lib.pagination import Position, encode_cursor
+
+        deep = encode_cursor(f"messages:{long_chat.pk}", Position(middle.ts, middle.pk), "desc")
+        last = encode_cursor(f"messages:{long_chat.pk}", Position(oldest.ts, oldest.pk), "desc")
+        newest = Message.objects.filter(chat=long_chat).order_by("-ts", "-id").first()
+        poll = encode_cursor(f"console-poll:{long_chat.pk}", Position(newest.ts, newest.pk), "asc")  # type: ignore[union-attr]
+        pages = {
+            f"chat page, newest {PAGE_SIZE} of {args.messages:,}": f"/console/chats/{long_chat.pk}/",
+            f"chat page, {PAGE_SIZE} from the middle": f"/console/chats/{long_chat.pk}/?cursor={deep}",
+            "chat page, the oldest": f"/console/chats/{long_chat.pk}/?cursor={last}",
+            "older page (script)": f"/console/chats/{long_chat.pk}/older?cursor={deep}",
+            "poll for updates (script)": f"/console/chats/{long_chat.pk}/updates?cursor={poll}",
+            "chat list": "/console/",
+        }
+        print(f"seeded {args.messages:,} messages in {seeding:.1f} s on {settings.DATABASES['default']['ENGINE']}")
+        print("\n| page (server time, ms) | p50 | p95 | max |\n| --- | --- | --- | --- |")
+        for label, url in pages.items():
+            timed(client, url, 5)  # warm: templates, node status, the database's cache
+            print(row(label, timed(client, url, args.repeat)))
+
+        html = client.get(f"/console/chats/{short.pk}/").content
+        static = PROJECT / "chats" / "static" / "console"
+        parts = {
+            "HTML (50 messages)": html,
+            **{name: (static / name).read_bytes() for name in ("console.css", "console.js")},
+        }
+        print("\n| page weight | bytes | gzip |\n| --- | --- | --- |")
+        for name, body in parts.items():
+            print(f"| {name} | {len(body):,} | {len(gzip.compress(body)):,} |")
+        total = sum(len(body) for body in parts.values())
+        packed = sum(len(gzip.compress(body)) for body in parts.values())
+        print(f"| **total** | **{total:,}** ({total / 1024:.1f} KiB) | {packed:,} |")
+    router.stop()
+
+
+if __name__ == "__main__":
+    main()
