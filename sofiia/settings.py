@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_prometheus",
     "audit",
     "ratelimit",
@@ -237,6 +239,46 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "sofiia.lib.errors.api_exception_handler",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI description (/api/schema/, docs/openapi.yaml) and its browsable docs
+# (/api/docs/, Swagger UI served from this instance's static files: no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Sofiia Console API",
+    "DESCRIPTION": (
+        "Operators' API of Sofiia Console: chats with AI agents on router nodes, idempotent sends, "
+        'the audit trail. Every error is `{"error": "<code>", "detail": "<text>", ...}`.'
+    ),
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The description holds no data: it is public, like docs/openapi.yaml in the repository.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api",
+    "SORT_OPERATIONS": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MessageRoleEnum": "chats.models.Message.Role",
+        "MessageStatusEnum": "chats.models.Message.Status",
+    },
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "auditKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Audit-Key",
+                "description": "One of `SOFIIA_AUDIT_KEYS`; the only way into `/api/audit`.",
+            }
+        }
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sofiia.openapi.add_health_and_request_ids",
+    ],
 }
 
 # A send body is at most 16,000 characters; 1 MiB leaves room for JSON escaping.
