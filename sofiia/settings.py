@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "sofiia.lib.request_id.RequestIdMiddleware",
+    # Before anything that touches the database: see sofiia/lib/request_body.py.
+    "sofiia.lib.request_body.RequestBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sofiia.lib.errors.ApiJsonErrorsMiddleware",
@@ -235,7 +237,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["sofiia.lib.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "sofiia.lib.errors.api_exception_handler",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -283,6 +285,8 @@ SPECTACULAR_SETTINGS = {
 
 # A send body is at most 16,000 characters; 1 MiB leaves room for JSON escaping.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Seconds a client has to send a request's whole body (sofiia.lib.request_body).
+SOFIIA_REQUEST_BODY_TIMEOUT = env_float("SOFIIA_REQUEST_BODY_TIMEOUT", 15.0)
 
 # --- Security ----------------------------------------------------------------------------
 
