@@ -113,6 +113,9 @@ DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'sofiia.sqlite3'}"
 SOFIIA_DB_POOL = env_bool("SOFIIA_DB_POOL", False)
 SOFIIA_DB_POOL_MAX = env_int("SOFIIA_DB_POOL_MAX", 20, minimum=1)
 SOFIIA_DB_POOL_TIMEOUT = env_float("SOFIIA_DB_POOL_TIMEOUT", 5.0)
+# Seconds a send keeps trying to store a node's reply (or a failure) while the database is
+# away before it answers 503; a PostgreSQL restart takes a few (chats.services).
+SOFIIA_DB_RETRY_SECONDS = env_float("SOFIIA_DB_RETRY_SECONDS", 10.0)
 
 
 def _database(url: str) -> dict[str, Any]:
@@ -142,7 +145,13 @@ def _database(url: str) -> dict[str, Any]:
         options.setdefault("connect_timeout", 5)
         options.setdefault("application_name", "sofiia-console")
         if SOFIIA_DB_POOL:
+            from psycopg_pool import ConnectionPool
+
             options["pool"] = {
+                # After a PostgreSQL restart every pooled connection is dead: each is checked
+                # (an empty query) as it is handed out, so a request gets a live one or a
+                # fresh one instead of failing on a stale one.
+                "check": ConnectionPool.check_connection,
                 "min_size": min(2, SOFIIA_DB_POOL_MAX),
                 "max_size": SOFIIA_DB_POOL_MAX,
                 # How long a request waits for a free connection before it fails.
