@@ -340,7 +340,10 @@ LOG_LEVEL = env_choice("SOFIIA_LOG_LEVEL", "info", ("debug", "info", "warning", 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "sofiia.lib.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "sofiia.lib.logging.RequestIdFilter"},
+        "django_request": {"()": "sofiia.lib.logging.DjangoRequestFilter"},
+    },
     "formatters": {"json": {"()": "sofiia.lib.logging.JsonFormatter"}},
     "handlers": {
         "stdout": {
@@ -353,8 +356,15 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
-        # Request errors are logged once, by the API error middleware, with context.
-        "django.request": {"handlers": ["stdout"], "level": "ERROR", "propagate": False},
+        # One line per request is sofiia.access's: Django's own 4xx/5xx lines are dropped, and
+        # only crashes (with their traceback) are kept. Under /api/ the error middleware logs
+        # those itself, with context.
+        "django.request": {
+            "handlers": ["stdout"],
+            "level": "ERROR",
+            "filters": ["django_request"],
+            "propagate": False,
+        },
         # runserver's request lines would duplicate the sofiia.access lines.
         "django.server": {"handlers": ["stdout"], "level": "ERROR", "propagate": False},
     },
