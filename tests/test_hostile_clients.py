@@ -143,8 +143,7 @@ def test_slow_headers_and_bodies_are_cut_off_and_never_starve_the_instance(live_
 
 
 def access_lines(log: str) -> list[dict]:
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    return lines
+    return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
 
 
 def test_each_request_writes_exactly_one_access_line_and_nothing_from_django_request(live_console):
@@ -154,7 +153,8 @@ def test_each_request_writes_exactly_one_access_line_and_nothing_from_django_req
     failing = http.post(f"{console.base}/api/chats", json={"title": "f", "agent": "fail500"}, timeout=10).json()
     ids = {}
     for name, method, path, extra in [
-        ("send_502", "post", f"/api/chats/{failing['id']}/send", {"json": {"text": "x"}, "headers": {"Idempotency-Key": "k"}}),
+        ("send_502", "post", f"/api/chats/{failing['id']}/send",
+         {"json": {"text": "x"}, "headers": {"Idempotency-Key": "k"}}),
         ("missing_404", "get", "/api/no/such", {}),
         ("bad_400", "get", "/api/chats?limit=0", {}),
         ("ok_200", "get", "/api/chats", {}),

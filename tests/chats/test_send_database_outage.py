@@ -126,9 +126,13 @@ def test_a_message_stored_as_its_answer_was_lost_is_released_for_a_retry(alice, 
 
 
 def test_a_transaction_marked_for_rollback_is_not_a_success(db):
-    with pytest.raises(OperationalError), transaction.atomic():
-        transaction.set_rollback(True)
-        db_commit_guard()
+    def marked_then_guarded() -> None:
+        with transaction.atomic():
+            transaction.set_rollback(True)
+            db_commit_guard()
+
+    with pytest.raises(OperationalError):
+        marked_then_guarded()
 
 
 def test_db_retry_retries_outages_only_and_gives_up_after_its_window():
