@@ -97,10 +97,38 @@ def _health_operation(operation_id: str) -> dict[str, Any]:
     }
 
 
+# OpenAPI links: how the answer of one operation feeds the next (a generated client's
+# navigation, and the fuzzer's stateful sequences create -> send -> list).
+_LINKS = {
+    ("/api/chats", "post", "201"): {
+        "SendToTheChat": ("chats_send", {"chat_id": "$response.body#/id"}),
+        "TheChat": ("chats_retrieve", {"chat_id": "$response.body#/id"}),
+        "TheChatsMessages": ("chats_messages_list", {"chat_id": "$response.body#/id"}),
+    },
+    ("/api/chats/{chat_id}/send", "post", "201"): {
+        "TheChatsMessages": ("chats_messages_list", {"chat_id": "$response.body#/operator_message/chat_id"}),
+        "SendAgain": ("chats_send", {"chat_id": "$response.body#/operator_message/chat_id"}),
+    },
+    ("/api/chats", "get", "200"): {
+        "TheNextPage": ("chats_list", {"cursor": "$response.body#/next_cursor"}),
+    },
+}
+
+
+def _add_links(paths: dict[str, Any]) -> None:
+    for (path, method, status), links in _LINKS.items():
+        response = paths[path][method]["responses"][status]
+        response["links"] = {
+            name: {"operationId": operation_id, "parameters": parameters}
+            for name, (operation_id, parameters) in links.items()
+        }
+
+
 def add_health_and_request_ids(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """drf-spectacular postprocessing hook: the health endpoints, and ``X-Request-ID`` on
-    every answer."""
+    """drf-spectacular postprocessing hook: the health endpoints, links between operations,
+    and ``X-Request-ID`` on every answer."""
     paths = result.setdefault("paths", {})
+    _add_links(paths)
     for path, operation_id in HEALTH_PATHS.items():
         paths[path] = _health_operation(operation_id)
     paths["/livez"] = {
