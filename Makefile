@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-.PHONY: run test lint typecheck pytest alerts tools multi multi-stop lock schema image-test compose-test clean
+.PHONY: run test lint typecheck pytest faults alerts tools multi multi-stop lock schema image-test compose-test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ typecheck: $(VENV)/.installed
 pytest: export SOFIIA_REDIS_URL ?= redis://127.0.0.1:6379/15
 pytest: $(VENV)/.installed tools
 	$(BIN)/python -m pytest
+
+## Faults injected under a send load, invariants checked after each (tests/faults, docs/reliability.md): PostgreSQL
+## and Redis of their own restarted, a worker killed, failing nodes, a full Redis, a full disk (root). A few minutes.
+faults: export SOFIIA_REDIS_URL ?= redis://127.0.0.1:6379/15
+faults: $(VENV)/.installed tools
+	env -u DATABASE_URL $(BIN)/python -m pytest -m faults tests/faults
 
 ## promtool's syntax check of the alerting rules and scrape config, and the rules' unit tests.
 alerts:

@@ -145,13 +145,10 @@ def _database(url: str) -> dict[str, Any]:
         options.setdefault("connect_timeout", 5)
         options.setdefault("application_name", "sofiia-console")
         if SOFIIA_DB_POOL:
-            from psycopg_pool import ConnectionPool
-
+            # conn_health_checks (above) makes Django's pool check each connection as it is
+            # handed out: after a PostgreSQL restart a request gets a live connection, not a
+            # stale one.
             options["pool"] = {
-                # After a PostgreSQL restart every pooled connection is dead: each is checked
-                # (an empty query) as it is handed out, so a request gets a live one or a
-                # fresh one instead of failing on a stale one.
-                "check": ConnectionPool.check_connection,
                 "min_size": min(2, SOFIIA_DB_POOL_MAX),
                 "max_size": SOFIIA_DB_POOL_MAX,
                 # How long a request waits for a free connection before it fails.
