@@ -156,7 +156,7 @@ def test_a_node_that_answers_after_the_client_gave_up(console, postgres, control
     # The node answered each key once, however often the client asked.
     calls = [c for c in nodes["NODA1"].calls if str(c.body.get("prompt", "")).startswith("load-")]
     assert len(calls) == len(load.acknowledged)
-    record("node_answers_after_client_gave_up", {**figures, **invariants, "faults": figures["requests"]})
+    record("node_answers_after_client_gave_up", {**figures, **invariants, "faults": figures["statuses"]["no answer"]})
 
 
 NODE_FAULTS = [

@@ -15,11 +15,13 @@ Runs in process through the real pipeline and database; only the node is a stand
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from dataclasses import dataclass, field
 
 import pytest
+from django.db import connection
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
@@ -30,13 +32,15 @@ from chats.models import Chat, Message
 from nodes.infer import InferResult, NodeTimeout, NodeUnavailable
 from sofiia.lib.clock import clock_advance, clock_now, clock_reset
 from tests.caches import clear_caches
+from tests.live import PROJECT
 from tests.personas import Persona
 
 pytestmark = pytest.mark.fuzz
 
 KEYS = ("k-a", "k-b", "k-c", "k-d")
 TEXTS = ("hello", "status?", "hello ")
-EXAMPLES = int(os.environ.get("SOFIIA_STATE_MACHINE_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("SOFIIA_STATE_MACHINE_EXAMPLES", "100"))
+STEPS = 30
 
 
 @dataclass
@@ -66,6 +70,9 @@ class Node:
 class SendMachine(RuleBasedStateMachine):
     persona: Persona
     node: Node
+    # Across all examples, for the figures in docs/reliability.md.
+    examples = 0
+    requests = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -78,11 +85,13 @@ class SendMachine(RuleBasedStateMachine):
         # Keys are per example: the test database outlives examples.
         self.prefix = uuid.uuid4().hex[:8]
         self.model: dict[str, KeyModel] = {}
+        SendMachine.examples += 1
 
     def key(self, name: str) -> str:
         return f"{self.prefix}-{name}"
 
     def post(self, name: str, text: str):
+        SendMachine.requests += 1
         return self.persona.send(self.chat_id, text, key=self.key(name))
 
     # --- rules -----------------------------------------------------------------------------
@@ -196,13 +205,18 @@ def test_the_idempotency_rules_hold_for_any_sequence_of_sends_failures_and_crash
         SendMachine,
         settings=settings(
             max_examples=EXAMPLES,
-            stateful_step_count=25,
+            stateful_step_count=STEPS,
             deadline=None,
             derandomize=True,
             database=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         ),
     )
+    database = "postgresql" if connection.vendor == "postgresql" else "sqlite"
+    out = PROJECT / "var" / "reliability"
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {"examples": SendMachine.examples, "sends": SendMachine.requests, "max_steps": STEPS}
+    (out / f"state-machine-{database}.json").write_text(json.dumps(figures, indent=2) + "\n")
 
 
 @pytest.fixture
