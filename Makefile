@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-.PHONY: run test lint typecheck pytest alerts tools multi multi-stop lock messages image-test compose-test clean
+.PHONY: run test lint typecheck pytest faults alerts tools multi multi-stop lock messages schema image-test compose-test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,20 @@ multi-stop:
 ## Lint, type-check, check the alerting rules and run the whole test suite (the database and backends come from the environment).
 test: lint typecheck alerts pytest
 
-## Style, formatting, the apps' import layers (pyproject.toml) and migrations that match the models.
+## Style, formatting, the apps' import layers (pyproject.toml), migrations that match the models, and an
+## OpenAPI description that generates without warnings and matches docs/openapi.yaml (`make schema` rewrites it).
+SPECTACULAR := env -u DATABASE_URL DJANGO_DEBUG=1 $(BIN)/python manage.py spectacular --fail-on-warn --validate
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	env -u DATABASE_URL DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
+	@schema=$$(mktemp) && trap 'rm -f "$$schema"' EXIT && $(SPECTACULAR) --file "$$schema" && \
+	  diff -u docs/openapi.yaml "$$schema" || { echo "docs/openapi.yaml is out of date: run make schema" >&2; exit 1; }
+
+## Regenerate docs/openapi.yaml, the committed OpenAPI description of the API.
+schema: $(VENV)/.installed
+	$(SPECTACULAR) --file docs/openapi.yaml
 
 ## Recompile the pinned, hashed requirements from requirements.in and requirements-dev.in (uv, for every Python 3.11 platform).
 LOCK := $(BIN)/uv pip compile --quiet --native-tls --universal --python-version 3.11 --generate-hashes --no-header --no-emit-index-url
@@ -44,6 +52,12 @@ typecheck: $(VENV)/.installed
 pytest: export SOFIIA_REDIS_URL ?= redis://127.0.0.1:6379/15
 pytest: $(VENV)/.installed tools
 	$(BIN)/python -m pytest
+
+## Faults injected under a send load, invariants checked after each (tests/faults, docs/reliability.md): PostgreSQL
+## and Redis of their own restarted, a worker killed, failing nodes, a full Redis, a full disk (root). A few minutes.
+faults: export SOFIIA_REDIS_URL ?= redis://127.0.0.1:6379/15
+faults: $(VENV)/.installed tools
+	env -u DATABASE_URL $(BIN)/python -m pytest -m faults tests/faults
 
 ## promtool's syntax check of the alerting rules and scrape config, and the rules' unit tests.
 alerts:

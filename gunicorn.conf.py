@@ -62,7 +62,15 @@ graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", int(_infer_timeout) + 15
 # Seconds an idle client connection is kept open for its next request. A stopping worker
 # waits for idle connections too, so this is also the least a graceful stop takes when a
 # client keeps one open. Behind Caddy, keep it longer than Caddy's upstream keep-alive.
-keepalive = env_int("GUNICORN_KEEPALIVE", 5, minimum=0)
+# The gevent worker also gives a client this long to send a request's line and headers (the
+# first request's too), so a client trickling its headers is cut off after it: hence at
+# least 1 (0 would mean no keep-alive and no such limit). Bodies have their own deadline,
+# SOFIIA_REQUEST_BODY_TIMEOUT (sofiia.lib.request_body).
+keepalive = env_int("GUNICORN_KEEPALIVE", 5, minimum=1)
+# The longest request line gunicorn accepts (its maximum): a long query string still reaches
+# the application, which answers it in JSON. Past it, gunicorn answers 414 itself — in JSON
+# too (below).
+limit_request_line = 8190
 # Trust X-Forwarded-* only from the proxy in front (Caddy); see SOFIIA_TRUSTED_PROXIES too.
 forwarded_allow_ips = env_str("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's command socket is not used, and the container's filesystem is read-only.
@@ -91,6 +99,42 @@ logconfig_dict = {
 }
 
 _owned_dirs: list[str] = []
+
+# gunicorn answers a request it cannot parse (a request line or headers too long or
+# malformed) itself, before the application sees it, with an HTML page. The contract wants
+# JSON errors: its writer is replaced by one that writes the contract's error body.
+_GUNICORN_ERROR_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    414: "uri_too_long",
+    417: "expectation_failed",
+    431: "request_header_fields_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+}
+
+
+def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    import json
+
+    from gunicorn import util
+
+    code = _GUNICORN_ERROR_CODES.get(status_int, "server_error" if status_int >= 500 else "bad_request")
+    body = json.dumps({"error": code, "detail": reason}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+def _answer_parse_errors_in_json() -> None:
+    from gunicorn import util
+
+    util.write_error = _write_json_error
+
+
+_answer_parse_errors_in_json()
 
 
 def _prepare_metrics_dir() -> None:

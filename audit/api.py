@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import QueryDict
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,6 +15,7 @@ from audit.selectors import AuditFilters
 from audit.services import audit_events_read, audit_read_denied
 from sofiia.lib.errors import ApplicationError
 from sofiia.lib.fields import StrictCharField
+from sofiia.lib.openapi import error_response, page_parameters
 from sofiia.lib.pagination import parse_limit
 
 _SINGLE_VALUED = ("action", "actor", "chat_id", "since", "until", "order", "limit", "cursor")
@@ -24,6 +26,20 @@ def _refuse_repeated_parameters(params: QueryDict) -> None:
         if len(params.getlist(name)) > 1:
             message = "Give it at most once."
             raise ApplicationError(f"{name}: {message}", code="invalid_input", extra={"fields": {name: [message]}})
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id", "ts", "actor", "action", "target_type", "target_id",
+            "chat_id", "outcome", "request_id", "ip", "details",
+        ]  # fmt: skip
+
+
+class AuditPageSerializer(serializers.Serializer[Any]):
+    items = AuditEventSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
 
 
 class AuditEventListApi(APIView):
@@ -50,13 +66,7 @@ class AuditEventListApi(APIView):
                 raise serializers.ValidationError({"until": ["must not be before since."]})
             return attrs
 
-    class OutputSerializer(serializers.ModelSerializer[AuditEvent]):
-        class Meta:
-            model = AuditEvent
-            fields = [
-                "id", "ts", "actor", "action", "target_type", "target_id",
-                "chat_id", "outcome", "request_id", "ip", "details",
-            ]  # fmt: skip
+    OutputSerializer = AuditEventSerializer
 
     reader: AuditReader
 
@@ -69,6 +79,25 @@ class AuditEventListApi(APIView):
             audit_read_denied(reason=refusal.code)
             raise
 
+    @extend_schema(
+        operation_id="audit_list",
+        summary="The audit trail (SIEM export)",
+        description=(
+            "Only the `X-Audit-Key` header admits a caller; operator credentials are ignored. A cursor is "
+            "signed for its filters and order; with `order=asc` the last page keeps its `next_cursor`, to poll "
+            "forward."
+        ),
+        auth=[{"auditKey": []}],  # type: ignore[list-item]  # drf-spectacular takes security requirements too
+        parameters=[FilterSerializer, *page_parameters()],
+        responses={
+            200: AuditPageSerializer,
+            400: error_response(400),
+            401: error_response(401, "No `X-Audit-Key`, or a wrong one (`audit_key_required`, `audit_key_invalid`)."),
+            406: error_response(406),
+            503: error_response(503),
+        },
+        tags=["audit"],
+    )
     def get(self, request: Request) -> Response:
         _refuse_repeated_parameters(request.query_params)
         serializer = self.FilterSerializer(data=request.query_params)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,10 +11,44 @@ from rest_framework.views import APIView
 from chats.errors import MessageDeliveryFailed
 from chats.selectors import chat_get_for_operator, chat_list_for_operator, message_list_for_chat
 from chats.sending import IDEMPOTENCY_KEY_HEADER, SendRequest, send_pipeline
-from chats.serializers import ChatInputSerializer, ChatOutputSerializer, MessageOutputSerializer
+from chats.serializers import (
+    ChatInputSerializer,
+    ChatOutputSerializer,
+    ChatPageSerializer,
+    MessageOutputSerializer,
+    MessagePageSerializer,
+    SendErrorSerializer,
+    SendInputSerializer,
+    SendOutputSerializer,
+)
 from chats.services import chat_create
 from operators.auth import authenticated_operator
+from sofiia.lib.openapi import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    error_response,
+    error_responses,
+    id_parameter,
+    page_parameters,
+    response_header,
+    retry_after_header,
+)
 from sofiia.lib.pagination import keyset_page, parse_limit
+
+CHAT_ID = id_parameter("chat_id", "The chat's id.")
+_RATE_LIMIT_HEADERS = [
+    response_header(
+        "RateLimit-Policy",
+        'The send quotas (IETF RateLimit draft), e.g. `"chat";q=30;w=60, "operator";q=120;w=60`.',
+        [201, 400, 404, 409, 422, 429, 502, 503, 504],
+    ),
+    response_header(
+        "RateLimit",
+        'What is left of each quota, e.g. `"chat";r=12;t=41, "operator";r=100;t=41`; absent while the '
+        "rate-limit backend is down.",
+        [201, 400, 404, 409, 422, 429, 502, 503, 504],
+    ),
+]
 
 
 def _page_response(request: Request, queryset: Any, *, scope: str, ts_field: str, serializer: type) -> Response:
@@ -28,6 +63,13 @@ def _page_response(request: Request, queryset: Any, *, scope: str, ts_field: str
 
 
 class ChatListCreateApi(APIView):
+    @extend_schema(
+        operation_id="chats_list",
+        summary="The operator's chats, newest first",
+        parameters=page_parameters(),
+        responses={200: ChatPageSerializer, **error_responses(*READ_ERRORS)},
+        tags=["chats"],
+    )
     def get(self, request: Request) -> Response:
         operator = authenticated_operator(request)
         return _page_response(
@@ -38,6 +80,28 @@ class ChatListCreateApi(APIView):
             serializer=ChatOutputSerializer,
         )
 
+    @extend_schema(
+        operation_id="chats_create",
+        summary="Create a chat with an agent on a node",
+        parameters=[retry_after_header(429, 503)],
+        request=ChatInputSerializer,
+        responses={
+            201: ChatOutputSerializer,
+            **error_responses(*WRITE_ERRORS),
+            400: error_response(400, "Invalid input (`invalid_input`, `parse_error`) or `unknown_node`."),
+            429: error_response(
+                429,
+                "Over the operator's chat-creation quota (`rate_limited`, `scope` `chat_create`,"
+                " `retry_after` seconds, also in `Retry-After`).",
+            ),
+            503: error_response(
+                503,
+                "A dependency is unavailable (`database_unavailable`, or `rate_limit_unavailable`"
+                " while the quota's backend is down); retry after `Retry-After` seconds.",
+            ),
+        },
+        tags=["chats"],
+    )
     def post(self, request: Request) -> Response:
         serializer = ChatInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -46,12 +110,26 @@ class ChatListCreateApi(APIView):
 
 
 class ChatDetailApi(APIView):
+    @extend_schema(
+        operation_id="chats_retrieve",
+        summary="One chat",
+        parameters=[CHAT_ID],
+        responses={200: ChatOutputSerializer, **error_responses(*READ_ERRORS, 404)},
+        tags=["chats"],
+    )
     def get(self, request: Request, chat_id: int) -> Response:
         chat = chat_get_for_operator(operator=authenticated_operator(request), chat_id=chat_id)
         return Response(ChatOutputSerializer(chat).data)
 
 
 class MessageListApi(APIView):
+    @extend_schema(
+        operation_id="chats_messages_list",
+        summary="A chat's messages, newest first",
+        parameters=[CHAT_ID, *page_parameters()],
+        responses={200: MessagePageSerializer, **error_responses(*READ_ERRORS, 404)},
+        tags=["chats"],
+    )
     def get(self, request: Request, chat_id: int) -> Response:
         chat = chat_get_for_operator(operator=authenticated_operator(request), chat_id=chat_id)
         return _page_response(
@@ -66,6 +144,55 @@ class MessageListApi(APIView):
 class ChatSendApi(APIView):
     """``POST /api/chats/{id}/send``: the send pipeline (``chats.sending``) behind JSON."""
 
+    @extend_schema(
+        operation_id="chats_send",
+        summary="Send a message to the chat's agent, exactly once per Idempotency-Key",
+        description=(
+            "The operator message is stored, relayed to the chat's node and its reply stored. The same key "
+            "with the same text again answers the stored result with `Idempotent-Replayed: true` and sends "
+            "nothing; with another text it is 422; while the first is still running, 409. A node failure "
+            "(502/503/504) keeps the message as `failed`: a retry with the same key delivers that same message."
+        ),
+        parameters=[
+            CHAT_ID,
+            OpenApiParameter(
+                IDEMPOTENCY_KEY_HEADER,
+                {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+                OpenApiParameter.HEADER,
+                required=True,
+                description="1 to 255 printable ASCII characters, unique per send (a UUID).",
+            ),
+            response_header(
+                "Idempotent-Replayed", "`true` when the answer is the stored result of an earlier send.", [201]
+            ),
+            *_RATE_LIMIT_HEADERS,
+            retry_after_header(409, 429, 503),
+        ],
+        request=SendInputSerializer,
+        responses={
+            201: SendOutputSerializer,
+            **error_responses(*WRITE_ERRORS, 404),
+            400: error_response(
+                400,
+                "Invalid input (`invalid_input`, `parse_error`) or a missing or malformed key "
+                "(`idempotency_key_required`, `idempotency_key_invalid`).",
+            ),
+            409: error_response(409, "Another send with this key is still running (`idempotency_key_in_flight`)."),
+            422: error_response(422, "The key was used with another text (`idempotency_key_reused`)."),
+            429: error_response(429, "Over a send quota (`rate_limited`, with `scope` and `retry_after`)."),
+            502: error_response(502, "The node failed (`node_unavailable`); the message is kept.", SendErrorSerializer),
+            503: error_response(
+                503,
+                "The node has too many sends in flight (`node_busy`, the message kept), or a dependency is "
+                "unavailable (`database_unavailable`, `rate_limit_unavailable`).",
+                SendErrorSerializer,
+            ),
+            504: error_response(
+                504, "The node did not answer in time (`node_timeout`); the message is kept.", SendErrorSerializer
+            ),
+        },
+        tags=["chats"],
+    )
     def post(self, request: Request, chat_id: int) -> Response:
         body = request.data if isinstance(request.data, dict) else {}
         send = SendRequest(

@@ -7,8 +7,9 @@ from typing import Any
 from django.db import models
 from rest_framework import serializers
 
-from chats.models import Chat, Message
+from chats.models import MESSAGE_TEXT_MAX_LENGTH, Chat, Message
 from sofiia.lib.fields import StrictCharField
+from sofiia.lib.openapi import ErrorSerializer
 
 
 class ChatInputSerializer(serializers.ModelSerializer[Chat]):
@@ -46,3 +47,38 @@ class MessageOutputSerializer(serializers.Serializer[Message]):
     ts = serializers.DateTimeField()
     node = serializers.CharField()
     status = serializers.ChoiceField(choices=Message.Status.choices)
+
+
+class ChatPageSerializer(serializers.Serializer[Any]):
+    items = ChatOutputSerializer(many=True)
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass it as `cursor` for the next page; null at the end."
+    )
+
+
+class MessagePageSerializer(serializers.Serializer[Any]):
+    items = MessageOutputSerializer(many=True)
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass it as `cursor` for the next page; null at the end."
+    )
+
+
+class SendInputSerializer(serializers.Serializer[Any]):
+    """The body of a send, as the API describes it; the send pipeline checks it itself
+    (``chats.sending``), with the same rules for the console's form."""
+
+    text = serializers.CharField(
+        min_length=1, max_length=MESSAGE_TEXT_MAX_LENGTH, trim_whitespace=False, help_text="No NUL characters."
+    )
+
+
+class SendOutputSerializer(serializers.Serializer[Any]):
+    operator_message = MessageOutputSerializer()
+    reply = MessageOutputSerializer()
+
+
+class SendErrorSerializer(ErrorSerializer):
+    """A send that reached the node step: the operator's message is kept (``failed``), and
+    a retry with the same key delivers it."""
+
+    operator_message = MessageOutputSerializer(required=False)

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -22,10 +24,13 @@ from nodes.infer import NodeError, infer
 from nodes.registry import default_node, node_exists
 from ratelimit.services import ratelimit_chat_create_hit
 from sofiia.lib.clock import clock_now
-from sofiia.lib.db import db_connections_release
+from sofiia.lib.db import db_commit_guard, db_connections_release, db_finish_later, db_retry
+from sofiia.lib.errors import database_unavailable, is_database_outage
 from sofiia.lib.gate import send_gate
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,31 @@ def _operator_message_claim(*, operator: User, chat: Chat, text: str, idempotenc
     """
     now = clock_now()
     try:
+        return _operator_message_take(operator=operator, chat=chat, text=text, idempotency_key=idempotency_key, now=now)
+    except Exception as exc:
+        if not is_database_outage(exc):
+            raise
+        # The write may have committed with its answer lost: whatever this attempt left
+        # pending is marked failed once the database is back, so a retry with the key can
+        # take it over at once instead of waiting out the lease.
+        _finish_later(
+            lambda: Message.objects.filter(
+                chat=chat,
+                operator=operator,
+                idempotency_key=idempotency_key,
+                role=Message.Role.OPERATOR,
+                status=Message.Status.PENDING,
+                delivery_started_at=now,
+            ).update(status=Message.Status.FAILED, failure="database_unavailable"),
+            what="message.release",
+        )
+        raise
+
+
+def _operator_message_take(
+    *, operator: User, chat: Chat, text: str, idempotency_key: str, now: datetime
+) -> tuple[Message, bool]:
+    try:
         with transaction.atomic():
             message = Message.objects.create(
                 chat=chat,
@@ -202,6 +232,26 @@ def _send_log(*, operator: User, chat: Chat, message: Message, status: str, star
     )
 
 
+def _finish_later(operation: Callable[[], object], *, what: str) -> None:
+    # Until the lease runs out: after that, another attempt may own the message.
+    db_finish_later(operation, seconds=delivery_lease_seconds(), what=what)
+
+
+def _write_or_hand_over(operation: Callable[[], T], *, what: str) -> T:
+    """Do a write that ends a delivery attempt, riding out a short database outage
+    (``SOFIIA_DB_RETRY_SECONDS``). If the database stays away, the send is answered
+    ``503 database_unavailable`` and the write is handed to the background, which completes
+    it when the database is back: the attempt's outcome is recorded (a reply kept, a
+    failure released) and a retry with the key gets it without waiting out the lease."""
+    try:
+        return db_retry(operation, seconds=settings.SOFIIA_DB_RETRY_SECONDS, what=what)
+    except Exception as exc:
+        if not is_database_outage(exc):
+            raise
+        _finish_later(operation, what=what)
+        raise database_unavailable() from None
+
+
 def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> SendResult:
     """Relay ``text`` to the chat's node and store both sides.
 
@@ -234,47 +284,61 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
             result = infer(node=chat.node, agent=chat.agent, prompt=text)
     except NodeError as error:
         outcome = AuditOutcome.TIMEOUT if error.code == "node_timeout" else AuditOutcome.FAILED
-        with transaction.atomic():
-            Message.objects.filter(pk=message.pk, status=Message.Status.PENDING, attempts=message.attempts).update(
-                status=Message.Status.FAILED, failure=error.code
-            )
-            audit_record(
-                actor=actor,
-                action=AuditAction.MESSAGE_SEND,
-                outcome=outcome,
-                target_type="message",
-                target_id=message.pk,
-                chat_id=chat.pk,
-                details={**audit_details, "error": error.code, "reason": error.kind},
-            )
+        # The closure outlives this block (it may be handed to the background).
+        node_error = error
+
+        def mark_failed() -> None:
+            with transaction.atomic():
+                Message.objects.filter(pk=message.pk, status=Message.Status.PENDING, attempts=message.attempts).update(
+                    status=Message.Status.FAILED, failure=node_error.code
+                )
+                audit_record(
+                    actor=actor,
+                    action=AuditAction.MESSAGE_SEND,
+                    outcome=outcome,
+                    target_type="message",
+                    target_id=message.pk,
+                    chat_id=chat.pk,
+                    details={**audit_details, "error": node_error.code, "reason": node_error.kind},
+                )
+                db_commit_guard()
+
+        _write_or_hand_over(mark_failed, what="message.failed")
         message.refresh_from_db()
         _send_log(operator=operator, chat=chat, message=message, status=outcome, started=started, error=error.kind)
         raise MessageDeliveryFailed(message, error) from None
 
-    try:
-        with transaction.atomic():
-            reply = Message.objects.create(
-                chat=chat,
-                role=Message.Role.AGENT,
-                text=result.response,
-                ts=clock_now(),
-                node=chat.node,
-                status=Message.Status.DELIVERED,
-                reply_to=message,
-            )
-            Message.objects.filter(pk=message.pk).update(status=Message.Status.DELIVERED, failure="")
-            audit_record(
-                actor=actor,
-                action=AuditAction.MESSAGE_SEND,
-                outcome=AuditOutcome.DELIVERED,
-                target_type="message",
-                target_id=message.pk,
-                chat_id=chat.pk,
-                details={**audit_details, "reply_id": reply.pk, "model": result.model, "backend": result.backend},
-            )
-    except IntegrityError:
-        # An attempt that took over after our lease ran out stored its reply first.
-        reply = Message.objects.get(reply_to=message)
+    def store_reply() -> Message:
+        try:
+            with transaction.atomic():
+                reply = Message.objects.create(
+                    chat=chat,
+                    role=Message.Role.AGENT,
+                    text=result.response,
+                    ts=clock_now(),
+                    node=chat.node,
+                    status=Message.Status.DELIVERED,
+                    reply_to=message,
+                )
+                Message.objects.filter(pk=message.pk).update(status=Message.Status.DELIVERED, failure="")
+                audit_record(
+                    actor=actor,
+                    action=AuditAction.MESSAGE_SEND,
+                    outcome=AuditOutcome.DELIVERED,
+                    target_type="message",
+                    target_id=message.pk,
+                    chat_id=chat.pk,
+                    details={**audit_details, "reply_id": reply.pk, "model": result.model, "backend": result.backend},
+                )
+                db_commit_guard()
+        except IntegrityError:
+            # An attempt that took over after our lease ran out stored its reply first, or
+            # an earlier try of this one committed without its answer reaching us.
+            reply = Message.objects.get(reply_to=message)
+        return reply
+
+    # The node has answered: its reply is not thrown away because the database blinked.
+    reply = _write_or_hand_over(store_reply, what="message.reply")
     message.status, message.failure = Message.Status.DELIVERED, ""
     _send_log(operator=operator, chat=chat, message=message, status="delivered", started=started)
     return SendResult(operator_message=message, reply=reply, replayed=False)

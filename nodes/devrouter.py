@@ -43,6 +43,8 @@ class InferCall:
     agent: str
     body: dict[str, Any]
     at: float
+    # The console's X-Request-ID for the send that made the call.
+    request_id: str | None = None
 
 
 def reply_text(node: str, agent: str, prompt: str) -> str:
@@ -55,6 +57,8 @@ class DevRouter:
     host: str = "127.0.0.1"
     port: int = 0
     calls: list[InferCall] = field(default_factory=list)
+    # The X-Request-ID of each health probe, in order.
+    probe_request_ids: list[str | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -97,6 +101,8 @@ class DevRouter:
 
             def do_GET(self) -> None:
                 if self.path == "/health":
+                    with router._lock:
+                        router.probe_request_ids.append(self.headers.get("X-Request-ID"))
                     self._json(200, {"status": "ok", "node": router.name, "agents": list(ADVERTISED_AGENTS)})
                 else:
                     self._json(404, {"detail": "not found"})
@@ -116,7 +122,8 @@ class DevRouter:
                     self._json(422, {"detail": "prompt must be a string"})
                     return
                 agent = match.group(1)
-                router.record(InferCall(agent=agent, body=body, at=time.time()))
+                call = InferCall(agent=agent, body=body, at=time.time(), request_id=self.headers.get("X-Request-ID"))
+                router.record(call)
                 self._answer(agent, body["prompt"])
 
             def _answer(self, agent: str, prompt: str) -> None:

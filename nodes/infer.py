@@ -21,7 +21,7 @@ from django.conf import settings
 
 from nodes.metrics import INFER_DURATION, INFER_REQUESTS
 from nodes.registry import node_exists, node_url
-from nodes.transport import http_session
+from nodes.transport import http_session, request_id_headers
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,11 @@ def infer(*, node: str, agent: str, prompt: str, timeout: float | None = None) -
     try:
         try:
             response = http_session().post(
-                url, json=payload, timeout=(min(_CONNECT_TIMEOUT, timeout), timeout), stream=True
+                url,
+                json=payload,
+                headers=request_id_headers(),
+                timeout=(min(_CONNECT_TIMEOUT, timeout), timeout),
+                stream=True,
             )
         except requests.Timeout:
             raise NodeTimeout(node, "timeout", f"no answer within {timeout:g} s") from None

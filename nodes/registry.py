@@ -12,10 +12,12 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 
-from nodes.transport import http_session
+from nodes.transport import http_session, request_id_headers
+from sofiia.lib.request_id import current_request_id
 
 NODE_STATUS_CACHE_KEY = "sofiia:node-status"
-_AGENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# What a chat accepts as an agent (chats.validators): no dot segments.
+_AGENT_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,64}$")
 MAX_ADVERTISED_AGENTS = 100
 
 
@@ -54,12 +56,14 @@ def default_node() -> str:
     return settings.SOFIIA_DEFAULT_NODE
 
 
-def node_probe(name: str, *, timeout: float | None = None) -> NodeStatus:
+def node_probe(name: str, *, timeout: float | None = None, request_id: str | None = None) -> NodeStatus:
     """``GET {node}/health``: up when it answers 200 within the probe timeout."""
     timeout = settings.SOFIIA_NODE_PROBE_TIMEOUT if timeout is None else timeout
     started = time.monotonic()
     try:
-        response = http_session().get(f"{node_url(name)}/health", timeout=timeout)
+        response = http_session().get(
+            f"{node_url(name)}/health", headers=request_id_headers(request_id), timeout=timeout
+        )
         content = response.content[:65537]
         response.close()
     except requests.RequestException:
@@ -80,7 +84,9 @@ def node_statuses() -> list[NodeStatus]:
     if cached is not None:
         return [NodeStatus(**item) for item in cached]
     names = node_names()
+    # The pool's threads do not see this request's context: its id is handed over.
+    request_id = current_request_id()
     with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
-        statuses = list(pool.map(node_probe, names))
+        statuses = list(pool.map(lambda name: node_probe(name, request_id=request_id), names))
     cache.set(NODE_STATUS_CACHE_KEY, [asdict(s) for s in statuses], settings.SOFIIA_NODE_STATUS_CACHE_SECONDS)
     return statuses

@@ -10,6 +10,8 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from sofiia.lib.request_id import REQUEST_ID_HEADER, current_request_id
+
 _session: requests.Session | None = None
 _session_lock = threading.Lock()
 
@@ -38,6 +40,12 @@ def http_session() -> requests.Session:
                 session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
                 _session = session
     return _session
+
+
+def request_id_headers(request_id: str | None = None) -> dict[str, str]:
+    """The request's id for the node, so its logs line up with ours (``X-Request-ID``)."""
+    request_id = request_id or current_request_id()
+    return {REQUEST_ID_HEADER: request_id} if request_id else {}
 
 
 def _forget_session() -> None:

@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_prometheus",
     "audit",
     "ratelimit",
@@ -70,6 +72,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "sofiia.lib.request_id.RequestIdMiddleware",
+    # Before anything that touches the database: see sofiia/lib/request_body.py.
+    "sofiia.lib.request_body.RequestBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "sofiia.lib.page_security.PageSecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -112,6 +116,9 @@ DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'sofiia.sqlite3'}"
 SOFIIA_DB_POOL = env_bool("SOFIIA_DB_POOL", False)
 SOFIIA_DB_POOL_MAX = env_int("SOFIIA_DB_POOL_MAX", 20, minimum=1)
 SOFIIA_DB_POOL_TIMEOUT = env_float("SOFIIA_DB_POOL_TIMEOUT", 5.0)
+# Seconds a send keeps trying to store a node's reply (or a failure) while the database is
+# away before it answers 503; a PostgreSQL restart takes a few (chats.services).
+SOFIIA_DB_RETRY_SECONDS = env_float("SOFIIA_DB_RETRY_SECONDS", 10.0)
 
 
 def _database(url: str) -> dict[str, Any]:
@@ -141,6 +148,9 @@ def _database(url: str) -> dict[str, Any]:
         options.setdefault("connect_timeout", 5)
         options.setdefault("application_name", "sofiia-console")
         if SOFIIA_DB_POOL:
+            # conn_health_checks (above) makes Django's pool check each connection as it is
+            # handed out: after a PostgreSQL restart a request gets a live connection, not a
+            # stale one.
             options["pool"] = {
                 "min_size": min(2, SOFIIA_DB_POOL_MAX),
                 "max_size": SOFIIA_DB_POOL_MAX,
@@ -220,7 +230,8 @@ SOFIIA_RATE_LIMIT_CHAT_CREATE = env_rate("SOFIIA_RATE_LIMIT_CHAT_CREATE", "60/36
 # Console and admin logins: failed attempts per user name and per client address.
 SOFIIA_LOGIN_LIMIT_USERNAME = env_rate("SOFIIA_LOGIN_LIMIT_USERNAME", "5/900")
 SOFIIA_LOGIN_LIMIT_ADDRESS = env_rate("SOFIIA_LOGIN_LIMIT_ADDRESS", "30/900")
-SOFIIA_RATE_LIMIT_FAIL_OPEN = env_bool("SOFIIA_RATE_LIMIT_FAIL_OPEN", True)
+# Off by default: a Redis that is down or full must not turn the limits off unnoticed.
+SOFIIA_RATE_LIMIT_FAIL_OPEN = env_bool("SOFIIA_RATE_LIMIT_FAIL_OPEN", False)
 SOFIIA_IDEMPOTENCY_TTL = env_int("SOFIIA_IDEMPOTENCY_TTL", 86400, minimum=1)
 
 SOFIIA_AUDIT_KEYS = env_list("SOFIIA_AUDIT_KEYS", [])
@@ -249,14 +260,56 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["operators.auth.IsOperator"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["sofiia.lib.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "sofiia.lib.errors.api_exception_handler",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI description (/api/schema/, docs/openapi.yaml) and its browsable docs
+# (/api/docs/, Swagger UI served from this instance's static files: no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Sofiia Console API",
+    "DESCRIPTION": (
+        "Operators' API of Sofiia Console: chats with AI agents on router nodes, idempotent sends, "
+        'the audit trail. Every error is `{"error": "<code>", "detail": "<text>", ...}`.'
+    ),
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The description holds no data: it is public, like docs/openapi.yaml in the repository.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api",
+    "SORT_OPERATIONS": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MessageRoleEnum": "chats.models.Message.Role",
+        "MessageStatusEnum": "chats.models.Message.Status",
+    },
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "auditKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Audit-Key",
+                "description": "One of `SOFIIA_AUDIT_KEYS`; the only way into `/api/audit`.",
+            }
+        }
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sofiia.openapi.add_health_and_request_ids",
+    ],
 }
 
 # A send body is at most 16,000 characters; 1 MiB leaves room for JSON escaping.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Seconds a client has to send a request's whole body (sofiia.lib.request_body).
+SOFIIA_REQUEST_BODY_TIMEOUT = env_float("SOFIIA_REQUEST_BODY_TIMEOUT", 15.0)
 
 # --- Security ----------------------------------------------------------------------------
 
@@ -322,7 +375,10 @@ LOG_LEVEL = env_choice("SOFIIA_LOG_LEVEL", "info", ("debug", "info", "warning", 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "sofiia.lib.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "sofiia.lib.logging.RequestIdFilter"},
+        "django_request": {"()": "sofiia.lib.logging.DjangoRequestFilter"},
+    },
     "formatters": {"json": {"()": "sofiia.lib.logging.JsonFormatter"}},
     "handlers": {
         "stdout": {
@@ -335,8 +391,15 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
-        # Request errors are logged once, by the API error middleware, with context.
-        "django.request": {"handlers": ["stdout"], "level": "ERROR", "propagate": False},
+        # One line per request is sofiia.access's: Django's own 4xx/5xx lines are dropped, and
+        # only crashes (with their traceback) are kept. Under /api/ the error middleware logs
+        # those itself, with context.
+        "django.request": {
+            "handlers": ["stdout"],
+            "level": "ERROR",
+            "filters": ["django_request"],
+            "propagate": False,
+        },
         # runserver's request lines would duplicate the sofiia.access lines.
         "django.server": {"handlers": ["stdout"], "level": "ERROR", "propagate": False},
     },

@@ -2,9 +2,11 @@ from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from audit.api import AuditEventListApi
 from sofiia import health
+from sofiia import openapi as _openapi  # noqa: F401 - registers the schema's extensions
 from sofiia.lib.converters import IdConverter
 
 register_converter(IdConverter, "id")
@@ -14,6 +16,8 @@ urlpatterns = [
     path("readyz", health.health, name="readyz"),
     path("api/health", health.health, name="health"),
     path("api/audit", AuditEventListApi.as_view(), name="audit-list"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("chats.urls")),
     path("api/", include("nodes.urls")),
     path("console/", include("chats.console_urls")),

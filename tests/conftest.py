@@ -103,6 +103,7 @@ def nodes(settings: Any, dev_routers: dict[str, DevRouter]) -> dict[str, DevRout
     settings.SOFIIA_DEFAULT_NODE = "NODA1"
     for router in dev_routers.values():
         router.calls.clear()
+        router.probe_request_ids.clear()
     clear_caches()
     return dev_routers
 

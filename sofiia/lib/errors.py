@@ -10,11 +10,13 @@ under ``/api/`` is ever answered with an HTML page.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -23,6 +25,12 @@ from rest_framework.views import exception_handler as drf_exception_handler
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+# What a client may mean by a path under /api/: repeated slashes and any case ("//api/x",
+# "/API/x") resolve to no view, but they are still answered in the API's JSON.
+_API_PATH = re.compile(r"^/+api(?:/|$)", re.IGNORECASE)
+# How long a client is told to wait when a dependency is away: a PostgreSQL restart takes
+# a few seconds.
+DEPENDENCY_RETRY_AFTER_SECONDS = 5
 
 _CODES_BY_STATUS = {
     400: "bad_request",
@@ -66,6 +74,32 @@ class ApplicationError(Exception):
         self.headers = dict(headers or {})
 
 
+def is_api_path(path: str) -> bool:
+    return _API_PATH.match(path) is not None
+
+
+class DatabaseUnavailable(ApplicationError):
+    status = 503
+    code = "database_unavailable"
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Did the database fail to answer (unreachable, restarting, out of connections or disk)?
+
+    Django raises ``OperationalError`` and ``InterfaceError`` for those, whatever the backend:
+    a refused or broken connection, a pool that timed out, SQLite's full disk or lock
+    timeout. Errors in the query itself are ``ProgrammingError``/``DataError`` and stay bugs.
+    """
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def database_unavailable() -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        "The database is unavailable; retry shortly.",
+        headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)},
+    )
+
+
 def code_for_status(status: int) -> str:
     if status in _CODES_BY_STATUS:
         return _CODES_BY_STATUS[status]
@@ -104,6 +138,9 @@ def _flatten_validation(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if is_database_outage(exc):
+        _log_outage(exc)
+        exc = database_unavailable()
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.detail, **exc.extra), status=exc.status, headers=exc.headers)
     if isinstance(exc, RequestDataTooBig):
@@ -140,7 +177,7 @@ class ApiJsonErrorsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not request.path.startswith(API_PREFIX) or response.status_code < 400:
+        if not is_api_path(request.path) or response.status_code < 400:
             return response
         if response.get("Content-Type", "").startswith("application/json"):
             return response
@@ -152,8 +189,12 @@ class ApiJsonErrorsMiddleware:
         return replacement
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
-        if not request.path.startswith(API_PREFIX):
+        if not is_api_path(request.path):
             return None
+        if is_database_outage(exc):
+            _log_outage(exc)
+            outage = database_unavailable()
+            return json_error(outage.status, outage.code, outage.detail, headers=outage.headers)
         if isinstance(exc, RequestDataTooBig):
             return json_error(413, "payload_too_large", "The request body is too large.")
         if isinstance(exc, Http404):
@@ -168,3 +209,7 @@ class ApiJsonErrorsMiddleware:
             extra={"path": request.path, "method": request.method},
         )
         return json_error(500, "internal_error", "Internal server error.")
+
+
+def _log_outage(exc: BaseException) -> None:
+    logger.error("database.unavailable", extra={"error": f"{type(exc).__name__}: {str(exc)[:300]}"})

@@ -39,3 +39,19 @@ class JsonFormatter(_BaseJsonFormatter):
         log_data.clear()
         log_data.update(ordered)
         log_data.update(remaining)
+
+
+class DjangoRequestFilter(logging.Filter):
+    """Django's ``django.request`` logger writes a line for every 4xx/5xx response, after the
+    request's context is gone. The ``sofiia.access`` line already says what was answered, so
+    those status lines are dropped; a line that carries an exception (a crash outside the
+    API, where nothing else logs it) is kept, with the request's id instead of the request
+    object."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is None:
+            return False
+        request = record.__dict__.pop("request", None)
+        if getattr(record, "request_id", None) is None:
+            record.request_id = getattr(request, "request_id", None)
+        return True

@@ -47,6 +47,16 @@ def request_id_from(request: HttpRequest) -> str:
     return uuid.uuid4().hex
 
 
+def _operator_name(request: HttpRequest) -> str | None:
+    user = getattr(request, "user", None)
+    try:
+        # A session user is loaded lazily, from the database: when that is away, the access
+        # line is still written, without the name.
+        return user.get_username() if user is not None and user.is_authenticated else None
+    except Exception:
+        return None
+
+
 class RequestIdMiddleware:
     """Sets the request context and writes one access log line when the request is answered."""
 
@@ -65,7 +75,6 @@ class RequestIdMiddleware:
         try:
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = context.request_id
-            user = getattr(request, "user", None)
             access_logger.info(
                 "request",
                 extra={
@@ -73,7 +82,7 @@ class RequestIdMiddleware:
                     "path": request.path,
                     "status": response.status_code,
                     "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                    "operator": user.get_username() if user is not None and user.is_authenticated else None,
+                    "operator": _operator_name(request),
                     "ip": context.ip,
                 },
             )

@@ -163,6 +163,7 @@ def test_agent_suggestions_come_from_what_the_nodes_advertise(console):
     [
         ({"agents": ["b", "a", "a"]}, ("a", "b")),
         ({"agents": [{"name": "x"}, {"id": "y"}, 3, "bad name", "ok.1"]}, ("ok.1", "x")),
+        ({"agents": [".", "..", "...", "a/b"]}, ("...",)),
         ({"agents": "echo"}, ()),
         (["echo"], ()),
         (None, ()),

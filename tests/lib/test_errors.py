@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.db import InterfaceError, OperationalError
 from django.test import Client
 
 from chats.models import Message
@@ -82,3 +83,71 @@ def test_non_api_pages_keep_their_html_errors(db):
     response = Client().get("/nowhere")
     assert response.status_code == 404
     assert not response["Content-Type"].startswith("application/json")
+
+
+def deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("path", ["/api/chats", "/api/chats/{chat}/send"])
+def test_json_nested_too_deeply_is_a_400_not_a_crash(alice, path):
+    chat = alice.new_chat()
+    response = alice.api.post(
+        path.format(chat=chat["id"]),
+        data='{"text": ' + deep(100_000) + "}",
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="deep",
+    )
+    assert_json_error(response, 400, "parse_error")
+    assert not Message.objects.exists()
+
+
+def test_json_nested_deeply_but_parseable_is_refused_as_input(alice):
+    chat = alice.new_chat()
+    response = alice.api.post(
+        f"/api/chats/{chat['id']}/send",
+        data='{"text": ' + deep(200) + "}",
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="deep",
+    )
+    assert_json_error(response, 400, "invalid_input")
+
+
+@pytest.mark.parametrize("path", ["//api/chats", "/API/chats", "/Api/no/such", "/api", "///api/health"])
+def test_every_spelling_of_an_api_path_is_answered_in_json(alice, path):
+    # As a server hands the path over (the test client would read "//api" as a host).
+    response = alice.api.get("/", PATH_INFO=path)
+    assert_json_error(response, 404, "not_found")
+
+
+def test_a_huge_or_malformed_cursor_is_a_400(alice):
+    alice.new_chat()
+    for cursor in ("x", "x" * 5000, "%00", "a:b:c", "\u00e9" * 100):
+        assert_json_error(alice.api.get("/api/chats", {"cursor": cursor}), 400, "invalid_cursor")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OperationalError("connection refused"), InterfaceError("connection already closed")],
+    ids=["operational", "interface"],
+)
+def test_a_database_outage_is_a_503_with_retry_after(alice, monkeypatch, error):
+    def unreachable(**kwargs):
+        raise error
+
+    monkeypatch.setattr("chats.api.chat_list_for_operator", unreachable)
+    response = alice.api.get("/api/chats")
+    assert_json_error(response, 503, "database_unavailable")
+    assert int(response["Retry-After"]) > 0
+
+
+def test_a_database_outage_outside_drf_is_a_503_too(db, monkeypatch):
+    def unreachable(request):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("sofiia.health.check_database", lambda: "ok")
+    monkeypatch.setattr("sofiia.health.version", lambda: unreachable(None))
+    client = Client(raise_request_exception=False)
+    response = client.get("/api/health")
+    assert_json_error(response, 503, "database_unavailable")
+    assert response["Retry-After"]

@@ -1,8 +1,9 @@
-"""The redis rate-limit backend losing its server: fail open (default) or closed, as configured."""
+"""The redis rate-limit backend losing its server: fail closed (default) or open, as configured."""
 
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 
 import pytest
@@ -33,7 +34,8 @@ def errors(client) -> float:
     return sample(client.get("/metrics").content.decode(), "sofiia_ratelimit_backend_errors_total")
 
 
-def test_fail_open_lets_sends_through_and_logs_once_per_burst(alice, client, limits_on_stopped_redis, caplog):
+def test_fail_open_lets_sends_through_and_logs_once_per_burst(alice, client, settings, limits_on_stopped_redis, caplog):
+    settings.SOFIIA_RATE_LIMIT_FAIL_OPEN = True
     chat = alice.new_chat()
     before = errors(client)
     with caplog.at_level(logging.ERROR, logger="ratelimit.services"):
@@ -51,7 +53,14 @@ def test_fail_open_lets_sends_through_and_logs_once_per_burst(alice, client, lim
     assert health["status"] == "degraded"
 
 
+def test_fail_closed_is_the_default(settings):
+    if "SOFIIA_RATE_LIMIT_FAIL_OPEN" in os.environ:
+        pytest.skip("the environment sets SOFIIA_RATE_LIMIT_FAIL_OPEN")
+    assert settings.SOFIIA_RATE_LIMIT_FAIL_OPEN is False
+
+
 def test_fail_closed_answers_503_and_stores_nothing(alice, client, settings, limits_on_stopped_redis, nodes):
+    settings.SOFIIA_RATE_LIMIT_FAIL_OPEN = True  # to create the chat the send goes to
     chat = alice.new_chat()
     settings.SOFIIA_RATE_LIMIT_FAIL_OPEN = False
     refused_chat = alice.api.post("/api/chats", {"title": "closed too", "agent": "echo"}, format="json")

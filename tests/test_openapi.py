@@ -1,0 +1,99 @@
+"""The OpenAPI description: served at /api/schema/, browsable at /api/docs/ from local assets,
+complete (every operation, every answer with its JSON body) and the same as docs/openapi.yaml."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from django.contrib.staticfiles import finders
+from django.test import Client
+
+DOCUMENTED = {
+    ("/api/audit", "get"),
+    ("/api/chats", "get"),
+    ("/api/chats", "post"),
+    ("/api/chats/{chat_id}", "get"),
+    ("/api/chats/{chat_id}/messages", "get"),
+    ("/api/chats/{chat_id}/send", "post"),
+    ("/api/health", "get"),
+    ("/api/nodes", "get"),
+    ("/livez", "get"),
+    ("/readyz", "get"),
+}
+
+
+def schema(client: Client) -> dict:
+    response = client.get("/api/schema/?format=json")
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    return response.json()
+
+
+def test_the_schema_is_openapi_3_1_and_public(db):
+    document = schema(Client())
+    assert document["openapi"] == "3.1.0"
+    yaml_answer = Client().get("/api/schema/")
+    assert yaml_answer.status_code == 200
+    assert yaml.safe_load(yaml_answer.content)["openapi"] == "3.1.0"
+
+
+def test_every_operation_is_described_with_its_json_answers(db):
+    document = schema(Client())
+    operations = {(path, method): op for path, item in document["paths"].items() for method, op in item.items()}
+    assert set(operations) == DOCUMENTED
+    for (path, method), operation in operations.items():
+        for status, response in operation["responses"].items():
+            assert list(response["content"]) == ["application/json"], (path, method, status)
+            assert "X-Request-ID" in response["headers"], (path, method, status)
+            if int(status) >= 400 and path.startswith("/api/") and path != "/api/health":
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref.split("/")[-1] in {"Error", "SendError"}, (path, method, status)
+        if path.startswith("/api/chats") or path == "/api/nodes":
+            assert {"401", "403", "503"} <= set(operation["responses"]), (path, method)
+            assert operation["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
+
+
+def test_the_send_operation_names_its_headers_and_every_refusal(db):
+    send = schema(Client())["paths"]["/api/chats/{chat_id}/send"]["post"]
+    key = next(p for p in send["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["in"] == "header"
+    assert key["required"] is True
+    assert set(send["responses"]) >= {"201", "400", "401", "404", "409", "413", "422", "429", "502", "503", "504"}
+    assert {"Idempotent-Replayed", "RateLimit", "RateLimit-Policy"} <= set(send["responses"]["201"]["headers"])
+    for status in ("409", "429", "503"):
+        assert "Retry-After" in send["responses"][status]["headers"]
+
+
+def test_the_error_body_and_the_security_schemes_are_components(db):
+    components = schema(Client())["components"]
+    error = components["schemas"]["Error"]
+    assert set(error["required"]) == {"error", "detail"}
+    assert {"fields", "scope", "retry_after"} <= set(error["properties"])
+    assert "operator_message" in components["schemas"]["SendError"]["properties"]
+    schemes = components["securitySchemes"]
+    assert schemes["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["bearerAuth"]["description"],
+    }
+    assert schemes["auditKey"]["name"] == "X-Audit-Key"
+
+
+def test_the_committed_description_is_what_the_code_describes(db):
+    committed = yaml.safe_load((Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml").read_text())
+    assert committed == yaml.safe_load(Client().get("/api/schema/").content)
+
+
+def test_the_docs_page_loads_its_assets_from_this_instance(db):
+    for path in ("/api/docs/",):
+        page = Client().get(path)
+        assert page.status_code == 200
+        html = page.content.decode()
+        sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert sources
+        assert not [s for s in sources if s.startswith(("http:", "https:", "//"))], sources
+        for source in sources:
+            if source.startswith("/static/"):
+                assert finders.find(source.removeprefix("/static/")), source
