@@ -22,8 +22,15 @@ T = TypeVar("T")
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 
 
+# The chat page replaces parts of itself as it polls: an element found a moment ago may be gone
+# or stale by the time it is read, so a wait simply asks again.
+REPLACED = (NoSuchElementException, StaleElementReferenceException)
+
+
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], T], timeout: float = 10.0, what: str = "") -> T:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message=what)
+    return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=REPLACED).until(
+        condition, message=what
+    )
 
 
 def click(driver: WebDriver, css: str, timeout: float = 10.0) -> None:
@@ -33,15 +40,29 @@ def click(driver: WebDriver, css: str, timeout: float = 10.0) -> None:
         d.find_element(By.CSS_SELECTOR, css).click()
         return True
 
-    WebDriverWait(
-        driver, timeout, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
-    ).until(clicked, message=f"to click {css}")
+    WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=REPLACED).until(
+        clicked, message=f"to click {css}"
+    )
 
 
 def log_in(driver: WebDriver, server: LiveConsole, persona: Persona, *, path: str = "/console/") -> None:
     driver.get(f"{server.base}{path}")
     fill_login(driver, persona)
-    wait_for(driver, lambda d: "/login/" not in d.current_url, what="the login to go through")
+    wait_for_page(driver, lambda url: "/login/" not in url, what="the login to go through")
+
+
+def wait_for_page(driver: WebDriver, where: str | Callable[[str], bool], what: str = "") -> None:
+    """Until the browser's address ends with ``where`` (or satisfies it) and that page has loaded.
+
+    The address changes as soon as a navigation commits, while the new document may still
+    be loading; finding its elements then races the parser.
+    """
+    matches = where if callable(where) else lambda url: url.endswith(where)
+    wait_for(
+        driver,
+        lambda d: matches(d.current_url) and d.execute_script("return document.readyState") == "complete",
+        what=what or f"{where} to load",
+    )
 
 
 def fill_login(driver: WebDriver, persona: Persona) -> None:

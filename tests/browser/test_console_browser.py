@@ -23,6 +23,7 @@ from tests.browser.pages import (
     status_line,
     texts,
     wait_for,
+    wait_for_page,
     wait_for_text,
 )
 from tests.personas import make_persona
@@ -40,7 +41,7 @@ def open_chat(browser, server, alice, *, title: str = "Ops", agent: str = "echo"
     browser.find_element(By.NAME, "agent").send_keys(agent)
     browser.find_element(By.CSS_SELECTOR, f"select[name=node] option[value={node}]").click()
     browser.find_element(By.CSS_SELECTOR, "form.new-chat button[type=submit]").click()
-    wait_for(browser, lambda d: "/console/chats/" in d.current_url, what="the new chat's page")
+    wait_for_page(browser, lambda url: "/console/chats/" in url, what="the new chat's page")
     return Chat.objects.get(title=title)
 
 
@@ -102,7 +103,7 @@ def test_back_then_send_stores_one_message(browser, server, alice, nodes):
     send_button(browser).click()
     wait_for_text(browser, "NODA1/echo: once")
     browser.back()
-    wait_for(browser, lambda d: "/console/chats/" not in d.current_url, what="Back to leave the chat")
+    wait_for_page(browser, lambda url: "/console/chats/" not in url, what="Back to leave the chat")
     browser.forward()
     wait_for(browser, lambda d: d.find_elements(By.ID, "composer"), what="the chat again")
     assert composer(browser).get_attribute("value") == ""
@@ -158,7 +159,7 @@ def test_an_expired_session_keeps_the_draft_through_the_login(browser, server, a
     wait_for(browser, lambda d: "session has expired" in status_line(d), what="the expired-session notice")
     click(browser, "#composer-status a")
     fill_login(browser, alice)
-    wait_for(browser, lambda d: d.current_url.endswith(f"/console/chats/{chat.pk}/"), what="back in the chat")
+    wait_for_page(browser, f"/console/chats/{chat.pk}/", what="back in the chat")
     assert composer(browser).get_attribute("value") == "written before the session expired"
     send_button(browser).click()
     wait_for_text(browser, "NODA1/echo: written before the session expired")
@@ -255,7 +256,7 @@ def test_search_rename_and_archive(browser, server, alice, nodes):
     log_in(browser, server, alice)
     search = browser.find_element(By.ID, "q")
     search.send_keys("deploy" + Keys.ENTER)
-    wait_for(browser, lambda d: "q=deploy" in d.current_url)
+    wait_for_page(browser, lambda url: "q=deploy" in url, what="the search results")
     titles = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#chats .title")]
     assert titles == ["Deploy NODA1"]
     browser.find_element(By.PARTIAL_LINK_TEXT, "Deploy NODA1").click()
@@ -265,7 +266,7 @@ def test_search_rename_and_archive(browser, server, alice, nodes):
     title.send_keys("Deploy, renamed" + Keys.ENTER)
     wait_for(browser, lambda d: d.find_element(By.ID, "chat-title").text == "Deploy, renamed")
     browser.find_element(By.XPATH, "//button[normalize-space()='Archive']").click()
-    wait_for(browser, lambda d: d.current_url.endswith("/console/"), what="the list after archiving")
+    wait_for_page(browser, "/console/", what="the list after archiving")
     assert [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#chats .title")] == ["Billing"]
     browser.find_element(By.LINK_TEXT, "Archived chats").click()
     assert [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#chats .title")] == ["Deploy, renamed"]
@@ -294,10 +295,10 @@ def test_after_logout_back_shows_nothing_of_the_chat(browser, server, alice, nod
     composer(browser).send_keys("a secret transcript" + Keys.ENTER)
     wait_for_text(browser, "NODA1/echo: a secret transcript")
     browser.find_element(By.CSS_SELECTOR, "#logout button").click()
-    wait_for(browser, lambda d: "/console/login/" in d.current_url, what="the login page")
+    wait_for_page(browser, lambda url: "/console/login/" in url, what="the login page")
     browser.back()
     time.sleep(0.5)
-    wait_for(browser, lambda d: "/console/login/" in d.current_url, what="Back to land on the login page")
+    wait_for_page(browser, lambda url: "/console/login/" in url, what="Back to land on the login page")
     assert "a secret transcript" not in browser.page_source
     assert browser.execute_script("return window.sessionStorage.length") == 0
     assert AuditEvent.objects.filter(action="auth.logout", actor="alice").count() == 1
