@@ -75,6 +75,20 @@ def decode_cursor(scope: str, token: str, order: Order) -> Position:
     return position
 
 
+def keyset_after(queryset: QuerySet[M], position: Position, *, order: Order, ts_field: str = "ts") -> QuerySet[M]:
+    """``queryset`` from just after ``position``, in ``(ts_field, id)`` order, unsliced."""
+    # The leading range term is redundant, but it is the one an index can seek to: without
+    # it PostgreSQL walks the index from the newest row and filters its way to the cursor.
+    if order == "desc":
+        after = Q(**{f"{ts_field}__lt": position.ts}) | Q(**{ts_field: position.ts, "id__lt": position.id})
+        queryset = queryset.filter(Q(**{f"{ts_field}__lte": position.ts}) & after)
+    else:
+        after = Q(**{f"{ts_field}__gt": position.ts}) | Q(**{ts_field: position.ts, "id__gt": position.id})
+        queryset = queryset.filter(Q(**{f"{ts_field}__gte": position.ts}) & after)
+    sign = "-" if order == "desc" else ""
+    return queryset.order_by(f"{sign}{ts_field}", f"{sign}id")
+
+
 def keyset_page(
     queryset: QuerySet[M],
     *,
@@ -92,17 +106,11 @@ def keyset_page(
     resumes exactly where it stopped.
     """
     if cursor:
-        position = decode_cursor(scope, cursor, order)
-        # The leading range term is redundant, but it is the one an index can seek to: without
-        # it PostgreSQL walks the index from the newest row and filters its way to the cursor.
-        if order == "desc":
-            after = Q(**{f"{ts_field}__lt": position.ts}) | Q(**{ts_field: position.ts, "id__lt": position.id})
-            queryset = queryset.filter(Q(**{f"{ts_field}__lte": position.ts}) & after)
-        else:
-            after = Q(**{f"{ts_field}__gt": position.ts}) | Q(**{ts_field: position.ts, "id__gt": position.id})
-            queryset = queryset.filter(Q(**{f"{ts_field}__gte": position.ts}) & after)
-    sign = "-" if order == "desc" else ""
-    rows = list(queryset.order_by(f"{sign}{ts_field}", f"{sign}id")[: limit + 1])
+        queryset = keyset_after(queryset, decode_cursor(scope, cursor, order), order=order, ts_field=ts_field)
+    else:
+        sign = "-" if order == "desc" else ""
+        queryset = queryset.order_by(f"{sign}{ts_field}", f"{sign}id")
+    rows = list(queryset[: limit + 1])
     has_more = len(rows) > limit
     items = rows[:limit]
     if items and (has_more or follow):

@@ -12,6 +12,7 @@ from sofiia.lib.pagination import (
     Position,
     decode_cursor,
     encode_cursor,
+    keyset_after,
     keyset_page,
     parse_limit,
 )
@@ -143,3 +144,49 @@ def test_a_message_cursor_of_one_chat_is_refused_for_another(alice):
     cursor = alice.api.get(f"/api/chats/{one['id']}/messages", {"limit": 1}).json()["next_cursor"]
     response = alice.api.get(f"/api/chats/{two['id']}/messages", {"cursor": cursor})
     assert response.json()["error"] == "invalid_cursor"
+
+
+def _seeded_chat(chat, count):
+    start = timezone.now() - timedelta(days=1)
+    Message.objects.bulk_create(
+        Message(
+            chat=chat,
+            role="agent",
+            text=f"m{i}",
+            ts=start + timedelta(milliseconds=i),
+            node="NODA1",
+            status="delivered",
+        )
+        for i in range(count)
+    )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return list(Message.objects.filter(chat=chat).order_by("-ts", "-id").values_list("ts", "id"))
+
+
+@pytest.mark.parametrize("depth", [0.1, 0.5, 0.9, 1.0])
+def test_a_page_deep_in_a_chat_starts_the_index_range_at_the_cursor(chat, depth):
+    """The plan seeks to the cursor in the (chat, ts, id) index: it neither walks the chat
+    from its newest message nor sorts it (docs/performance.md, benchmark row 3)."""
+    from django.db import connection
+
+    rows = _seeded_chat(chat, 4000)
+    ts, row_id = rows[min(int(len(rows) * depth), len(rows) - 1)]
+    after = keyset_after(Message.objects.filter(chat=chat), Position(ts, row_id), order="desc")[:51]
+    if connection.vendor == "postgresql":
+        plan = after.explain(analyze=True)
+        # On a small chat the planner may prefer a bitmap scan and a sort of what is left;
+        # either way the index range is bounded by the cursor (benchmark row 3 shows the
+        # plain index scan at a million rows).
+        assert "Index Scan on message_chat_ts_idx" in plan or "Index Scan using message_chat_ts_idx" in plan, plan
+        assert "ts <=" in plan.split("Index Cond:")[1].splitlines()[0], plan
+        removed = [int(line.split(":")[1]) for line in plan.splitlines() if "Rows Removed by Filter" in line]
+        assert sum(removed) <= 1, plan
+    else:
+        plan = after.explain()
+        assert "USING INDEX message_chat_ts_idx (chat_id=? AND ts<?)" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+    expected = [pk for _, pk in rows[min(int(len(rows) * depth), len(rows) - 1) + 1 :][:51]]
+    assert [m.pk for m in after] == expected
