@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-.PHONY: run test lint typecheck pytest faults alerts tools multi multi-stop lock messages schema image-test compose-test clean
+.PHONY: run test lint typecheck pytest faults bench alerts tools multi multi-stop lock messages schema image-test compose-test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,15 @@ pytest: $(VENV)/.installed tools
 faults: export SOFIIA_REDIS_URL ?= redis://127.0.0.1:6379/15
 faults: $(VENV)/.installed tools
 	env -u DATABASE_URL $(BIN)/python -m pytest -m faults tests/faults
+
+## The benchmark suite (bench/suite.py; docs/performance.md): what each guarantee costs, as ratios of two
+## things measured side by side, on SQLite and on PostgreSQL + Redis. Rewrites the table in docs/performance.md
+## and bench/results/latest.json; exits non-zero when a target is missed by more than the noise margin, so it
+## can gate a release. About 15 minutes on a quiet 2-core machine; not part of CI.
+bench: $(VENV)/.installed
+	@ops/bench_tools.sh >/dev/null
+	@ops/local_services.sh
+	$(BIN)/python bench/suite.py
 
 ## promtool's syntax check of the alerting rules and scrape config, and the rules' unit tests.
 alerts:

@@ -1,0 +1,374 @@
+"""The benchmark's measures, run in one process per configuration (``bench/suite.py``
+starts it): each returns the raw figures of its rows; the suite compares them with the
+targets. Every comparison is of two things measured side by side in the same run, in
+interleaved rounds."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from bench.harness import PROJECT, Console, Load, busy_cores, percentile, rss_mb, running, spread, wrk
+from bench.profile import profile_under
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Setup:
+    """One configuration's database, node and operator, as the measures share them."""
+
+    config: str
+    console_env: dict[str, str]
+    token: str
+    chat_ids: list[int]
+    slow_chat_ids: list[int]
+    say: Progress
+
+    def console(self, workers: int = 2, **overrides: str) -> Console:
+        return Console(env={**self.console_env, **overrides}, workers=workers)
+
+
+def _send_env(
+    setup: Setup, chat_ids: list[int], *, bare: bool = False, mode: str = "fresh", run: str
+) -> dict[str, str]:
+    prefix = "/bench/bare/chats" if bare else "/api/chats"
+    return {
+        "BENCH_TOKEN": setup.token,
+        "BENCH_PATHS": ",".join(f"{prefix}/{chat_id}/send" for chat_id in chat_ids),
+        "BENCH_MODE": mode,
+        "BENCH_RUN": run,
+    }
+
+
+def _only_created(load: Load, what: str) -> None:
+    if load.count(201) != load.requests or any(load.errors.values()):
+        raise RuntimeError(f"{what}: not every send was answered 201: {load.statuses}, errors {load.errors}")
+
+
+def send_stack(setup: Setup, *, rounds: int, seconds: float) -> dict[str, Any]:
+    """Rows 1 and 2: the full send against the bare one, a replay against a fresh send."""
+    console = setup.console(workers=2)
+    run = uuid.uuid4().hex[:8]
+    with running(console):
+        url = console.base
+        # Warm-up: connections, caches, the replay keys stored once.
+        wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-warm"), seconds=2)
+        wrk(url, "send", env=_send_env(setup, setup.chat_ids, bare=True, run=f"{run}-warm-bare"), seconds=2)
+        wrk(url, "send", env=_send_env(setup, setup.chat_ids, mode="replay", run=f"{run}-replay"), seconds=2)
+        variants: dict[str, Callable[[int], dict[str, str]]] = {
+            "full": lambda r: _send_env(setup, setup.chat_ids, run=f"{run}-full-{r}"),
+            "bare": lambda r: _send_env(setup, setup.chat_ids, bare=True, run=f"{run}-bare-{r}"),
+            "replay": lambda r: _send_env(setup, setup.chat_ids, mode="replay", run=f"{run}-replay"),
+        }
+        results: dict[str, list[Load]] = {name: [] for name in variants}
+        server_cpu: dict[str, list[float]] = {name: [] for name in variants}
+        order = list(variants)
+        for r in range(rounds):
+            for name in order[r % 3 :] + order[: r % 3]:
+                cpu_before = console.cpu()
+                load = wrk(url, "send", env=variants[name](r), seconds=seconds)
+                server_cpu[name].append((console.cpu() - cpu_before) / load.seconds)
+                _only_created(load, f"send stack, {name}")
+                results[name].append(load)
+                setup.say(f"  round {r + 1}/{rounds} {name:6} {load.rate:7.1f}/s p50 {load.p50_ms:6.2f} ms")
+        # Where the full send's time goes, for the doc (and for any row 1 or 2 not met).
+        profile = profile_under(
+            console,
+            seconds,
+            lambda: wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-profile"), seconds=seconds),
+        )
+    full, bare, replay = results["full"], results["bare"], results["replay"]
+    return {
+        "throughput_ratio": spread([f.rate / b.rate for f, b in zip(full, bare, strict=True)]),
+        "p50_ratio": spread([f.p50_ms / b.p50_ms for f, b in zip(full, bare, strict=True)]),
+        "replay_p50_ratio": spread([r.p50_ms / f.p50_ms for r, f in zip(replay, full, strict=True)]),
+        "rounds": {name: [load.as_dict() for load in loads] for name, loads in results.items()},
+        "server_cores_busy": {name: spread(values) for name, values in server_cpu.items()},
+        "wrk_cores_busy": spread([load.cpu_seconds / load.seconds for loads in results.values() for load in loads]),
+        "connections": 8,
+        "profile": profile,
+    }
+
+
+def _timed_get(session: requests.Session, url: str) -> float:
+    started = time.perf_counter()
+    response = session.get(url, timeout=30)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise RuntimeError(f"GET {url}: {response.status_code} {response.text[:200]}")
+    return elapsed * 1000
+
+
+def deep_pages(setup: Setup, *, count: int, samples: int) -> dict[str, Any]:
+    """Row 3: keyset pages at 10/50/90/100 % depth of one long chat against its first page,
+    and the same pages by OFFSET; the query plans."""
+    from bench.seeding import seed_chat_messages
+    from chats.models import Chat, Message
+    from chats.selectors import message_list_for_chat
+    from sofiia.lib.pagination import Position, encode_cursor, keyset_after
+
+    chat = Chat.objects.get(pk=setup.chat_ids[0])
+    started = time.monotonic()
+    seed_chat_messages(chat, count, on_progress=lambda done, total: setup.say(f"  seeded {done:,} of {total:,}"))
+    seeded_seconds = time.monotonic() - started
+    setup.say(f"  {count:,} messages seeded in {seeded_seconds:.1f} s")
+    total = Message.objects.filter(chat=chat).count()
+    ordered = Message.objects.filter(chat=chat).order_by("-ts", "-id").values_list("ts", "id")
+    pages: dict[str, tuple[str, int]] = {"first": ("", 0)}
+    plans: dict[str, str] = {}
+    for depth in (0.1, 0.5, 0.9, 1.0):
+        start = min(int(total * depth), total - 50)
+        ts, row_id = ordered[start - 1]
+        position = Position(ts, row_id)
+        pages[f"{int(depth * 100)}%"] = (encode_cursor(f"messages:{chat.pk}", position, "desc"), start)
+        if depth == 0.5:
+            keyset = keyset_after(message_list_for_chat(chat=chat), position, order="desc")[:51]
+            by_offset = message_list_for_chat(chat=chat).order_by("-ts", "-id")[start : start + 50]
+            analyze = {"analyze": True} if setup.config == "postgres" else {}
+            plans["keyset_50%"] = keyset.explain(**analyze)
+            plans["offset_50%"] = by_offset.explain(**analyze)
+    console = setup.console(workers=1)
+    times: dict[str, list[float]] = {f"keyset {name}": [] for name in pages}
+    times.update({f"offset {name}": [] for name in pages})
+    with running(console), requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {setup.token}"
+        urls = {}
+        for name, (cursor, offset) in pages.items():
+            keyset_url = f"{console.base}/api/chats/{chat.pk}/messages?limit=50"
+            urls[f"keyset {name}"] = keyset_url + (f"&cursor={cursor}" if cursor else "")
+            urls[f"offset {name}"] = f"{console.base}/bench/offset/chats/{chat.pk}/messages?limit=50&offset={offset}"
+        for url in urls.values():
+            for _ in range(2):
+                _timed_get(session, url)
+        names = list(urls)
+        for r in range(samples):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                times[name].append(_timed_get(session, urls[name]))
+    p50 = {name: statistics.median(values) for name, values in times.items()}
+    first = p50["keyset first"]
+    return {
+        "messages": total,
+        "seed_seconds": round(seeded_seconds, 1),
+        "p50_ms": {name: round(value, 2) for name, value in p50.items()},
+        "depth_ratio": {name: round(p50[f"keyset {name}"] / first, 2) for name in pages if name != "first"},
+        "offset_ratio": {name: round(p50[f"offset {name}"] / p50[f"keyset {name}"], 1) for name in pages},
+        "plans": plans,
+        "samples": samples,
+    }
+
+
+def _manage(setup: Setup, *args: str) -> tuple[float, str]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT,
+        env=setup.console_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return elapsed, done.stdout + done.stderr
+
+
+_RATE = re.compile(r"([\d,]+)\s*(?:events)?/s")
+
+
+def audit_pruning(setup: Setup, *, count: int, seconds: float) -> dict[str, Any]:
+    """Rows 8 and 4: ``verify_audit`` over ``count`` seeded events, then the p99 of sends
+    while ``prune_audit`` deletes them against the p99 before and after it."""
+    from bench.seeding import seed_audit_events
+
+    started = time.monotonic()
+    seed_audit_events(
+        count, older_than_days=120, on_progress=lambda done, total: setup.say(f"  seeded {done:,} of {total:,}")
+    )
+    seeded_seconds = time.monotonic() - started
+    setup.say(f"  {count:,} audit events seeded in {seeded_seconds:.1f} s")
+
+    verify_seconds, verify_output = _manage(setup, "verify_audit")
+    checked = int(re.search(r"OK: ([\d,]+) event", verify_output).group(1).replace(",", ""))  # type: ignore[union-attr]
+    setup.say(f"  verify_audit: {verify_output.strip().splitlines()[-1]}")
+
+    console = setup.console(workers=2)
+    run = uuid.uuid4().hex[:8]
+    quiet: list[Load] = []
+    pruning: list[Load] = []
+    with running(console):
+        url = console.base
+        wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-warm"), seconds=2)
+        for i in range(2):
+            quiet.append(
+                wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-before-{i}"), seconds=seconds)
+            )
+        prune_started = time.monotonic()
+        prune = subprocess.Popen(
+            [sys.executable, "manage.py", "prune_audit"],
+            cwd=PROJECT,
+            env=setup.console_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        i = 0
+        while prune.poll() is None or not pruning:
+            load = wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-during-{i}"), seconds=seconds)
+            # A window counts as "during" only if the prune ran for all of it.
+            if prune.poll() is None or not pruning:
+                pruning.append(load)
+            i += 1
+        prune_output = prune.communicate()[0]
+        prune_seconds = time.monotonic() - prune_started
+        if prune.returncode != 0:
+            raise RuntimeError(f"prune_audit failed:\n{prune_output}")
+        for i in range(2):
+            quiet.append(
+                wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-after-{i}"), seconds=seconds)
+            )
+    for load in quiet + pruning:
+        _only_created(load, "sends around the prune")
+    deleted = int(re.search(r"Pruned ([\d,]+) events", prune_output).group(1).replace(",", ""))  # type: ignore[union-attr]
+    rate = _RATE.search(prune_output.strip().splitlines()[-1])
+    _, after_prune = _manage(setup, "verify_audit")
+    quiet_p99 = statistics.median(load.p99_ms for load in quiet)
+    return {
+        "seeded": count,
+        "seed_seconds": round(seeded_seconds, 1),
+        "verify": {
+            "events": checked,
+            "seconds": round(verify_seconds, 2),
+            "rate": round(checked / verify_seconds),
+            "output": verify_output.strip().splitlines()[-3:],
+        },
+        "prune": {
+            "deleted": deleted,
+            "seconds": round(prune_seconds, 1),
+            "rate": int(rate.group(1).replace(",", "")) if rate else round(deleted / prune_seconds),
+            "summary": prune_output.strip().splitlines()[-1],
+            "chain_after": after_prune.strip().splitlines()[-1],
+        },
+        "p99_ratio": spread([load.p99_ms / quiet_p99 for load in pruning]),
+        "quiet": [load.as_dict() for load in quiet],
+        "pruning": [load.as_dict() for load in pruning],
+    }
+
+
+def memory_and_metrics(setup: Setup, *, seconds: float, first: int, last: int, requests_total: int) -> dict[str, Any]:
+    """Rows 6 and 5: worker RSS after ``last`` sends against after ``first``; then, after
+    ``requests_total`` requests in all, the time of a ``/metrics`` scrape of every worker."""
+    console = setup.console(workers=2)
+    run = uuid.uuid4().hex[:8]
+    sent = 0
+    served = 0
+    rss: dict[str, Any] = {}
+    with running(console):
+        url = console.base
+        i = 0
+        for threshold in (first, last):
+            while sent < threshold:
+                load = wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-{i}"), seconds=seconds)
+                _only_created(load, "sends for the memory figure")
+                sent += load.requests
+                served += load.requests
+                i += 1
+            rss[str(threshold)] = {"sends": sent, "worker_rss_mb": [round(rss_mb(p), 1) for p in console.worker_pids()]}
+            setup.say(f"  after {sent:,} sends: worker RSS {rss[str(threshold)]['worker_rss_mb']} MB")
+        reads = {
+            "BENCH_TOKEN": setup.token,
+            "BENCH_PATHS": ",".join(
+                [
+                    "/livez",
+                    "/api/health",
+                    "/api/chats",
+                    f"/api/chats/{setup.chat_ids[0]}/messages",
+                    f"/api/chats/{setup.chat_ids[1]}",
+                    "/api/chats/999999999",
+                    "/api/nowhere",
+                ]
+            ),
+        }
+        while served < requests_total:
+            load = wrk(url, "get", env=reads, connections=16, seconds=seconds)
+            served += load.requests
+        setup.say(f"  {served:,} requests served; scraping /metrics")
+        scrape: list[float] = []
+        health: list[float] = []
+        size = 0
+        with requests.Session() as session:
+            for _ in range(3):
+                session.get(f"{url}/metrics", timeout=30)
+            for _ in range(30):
+                started = time.perf_counter()
+                response = session.get(f"{url}/metrics", timeout=30)
+                scrape.append((time.perf_counter() - started) * 1000)
+                size = len(response.content)
+                started = time.perf_counter()
+                session.get(f"{url}/livez", timeout=30)
+                health.append((time.perf_counter() - started) * 1000)
+    first_rss = max(rss[str(first)]["worker_rss_mb"])
+    last_rss = max(rss[str(last)]["worker_rss_mb"])
+    return {
+        "rss": rss,
+        "rss_ratio": round(last_rss / first_rss, 3),
+        "requests": served,
+        "scrape_ms": {"p50": round(statistics.median(scrape), 1), "p95": round(percentile(scrape, 0.95), 1)},
+        "livez_ms": {"p50": round(statistics.median(health), 2)},
+        "scrape_bytes": size,
+    }
+
+
+def scale_out(setup: Setup, *, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
+    """Row 7: two instances (one worker each) against one, on the same database and Redis,
+    sending to an agent that answers in 50 ms. The same two load generators in both cases."""
+    one, other = setup.console(workers=1), setup.console(workers=1)
+    run = uuid.uuid4().hex[:8]
+    half = len(setup.slow_chat_ids) // 2
+    chats = (setup.slow_chat_ids[:half], setup.slow_chat_ids[half:])
+
+    def together(targets: tuple[Console, Console], label: str) -> float:
+        loads: list[Load] = []
+
+        def drive(i: int) -> None:
+            env = _send_env(setup, chats[i], run=f"{run}-{label}-{i}")
+            loads.append(wrk(targets[i].base, "send", env=env, seconds=seconds, connections=connections, threads=1))
+
+        workers = [threading.Thread(target=drive, args=(i,)) for i in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        for load in loads:
+            _only_created(load, f"scale-out, {label}")
+        return sum(load.rate for load in loads)
+
+    rates: dict[str, list[float]] = {"one": [], "two": []}
+    busy: dict[str, list[float]] = {"one": [], "two": []}
+    with running(one, other):
+        together((one, other), "warm")
+        together((one, one), "warm-one")
+        for r in range(rounds):
+            cases = [("one", (one, one)), ("two", (one, other))]
+            for label, targets in cases if r % 2 == 0 else reversed(cases):
+                with busy_cores(busy[label]):
+                    rates[label].append(together(targets, f"{label}-{r}"))
+                setup.say(f"  round {r + 1}/{rounds} {label} instance(s): {rates[label][-1]:7.1f} sends/s")
+    return {
+        "ratio": spread([d / s for d, s in zip(rates["two"], rates["one"], strict=True)]),
+        "one_instance_rate": [round(v, 1) for v in rates["one"]],
+        "two_instances_rate": [round(v, 1) for v in rates["two"]],
+        "machine_cores_busy": {label: spread(values) for label, values in busy.items()},
+        "connections_per_generator": connections,
+    }
