@@ -28,7 +28,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from bench.send_path import database  # noqa: E402
+from bench.harness import scratch_database  # noqa: E402
 from nodes.devrouter import DevRouter  # noqa: E402
 
 OPERATOR_LINES = [
@@ -116,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
 
     router = DevRouter("NODA1").start()
-    with database() as db_url:
+    with scratch_database() as db_url:
         configure(db_url, router)
         from django.conf import settings
         from django.test import Client

@@ -14,11 +14,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -57,6 +59,25 @@ def console_env(base: dict[str, str], **overrides: str) -> dict[str, str]:
     env.update(base)
     env.update(overrides)
     return env
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A fresh database for a benchmark: next to ``DATABASE_URL`` on PostgreSQL (dropped
+    afterwards), else a temporary SQLite file."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        name = f"sofiia_bench_{uuid.uuid4().hex[:8]}"
+        parts = urlsplit(url)
+        admin = urlunsplit(parts._replace(path="/postgres"))
+        subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
+        try:
+            yield urlunsplit(parts._replace(path=f"/{name}"))
+        finally:
+            subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/bench.sqlite3"
 
 
 def children_of(pid: int) -> list[int]:

@@ -82,12 +82,14 @@ def send_stack(setup: Setup, *, rounds: int, seconds: float) -> dict[str, Any]:
                 _only_created(load, f"send stack, {name}")
                 results[name].append(load)
                 setup.say(f"  round {r + 1}/{rounds} {name:6} {load.rate:7.1f}/s p50 {load.p50_ms:6.2f} ms")
-        # Where the full send's time goes, for the doc (and for any row 1 or 2 not met).
-        profile = profile_under(
-            console,
-            seconds,
-            lambda: wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-profile"), seconds=seconds),
-        )
+        # Where a send's and a replay's time goes, for the doc (and for rows 1 and 2 when not met).
+        profile = {
+            name: profile_under(console, seconds, lambda env=env: wrk(url, "send", env=env, seconds=seconds))
+            for name, env in (
+                ("full", _send_env(setup, setup.chat_ids, run=f"{run}-profile")),
+                ("replay", _send_env(setup, setup.chat_ids, mode="replay", run=f"{run}-replay")),
+            )
+        }
     full, bare, replay = results["full"], results["bare"], results["replay"]
     return {
         "throughput_ratio": spread([f.rate / b.rate for f, b in zip(full, bare, strict=True)]),

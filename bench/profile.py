@@ -60,7 +60,7 @@ def _frame_name(frame: str) -> str:
     return f"{name} ({path})"
 
 
-def summarize(paths: Any, top: int = 30) -> dict[str, Any]:
+def summarize(paths: Any, top: int = 60) -> dict[str, Any]:
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
     for path in paths:

@@ -349,6 +349,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="Small counts; writes neither results nor the doc.")
     parser.add_argument("--config", choices=list(CONFIGS), action="append", help="Only this configuration.")
     parser.add_argument("--rows", type=lambda v: {int(x) for x in v.split(",")}, help="Only these rows, e.g. 1,2.")
+    parser.add_argument("--output", type=Path, help="Also write the raw results here (JSON).")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
@@ -377,6 +378,8 @@ def main() -> int:
             subprocess.run(command, cwd=PROJECT, check=True)
             results[config] = json.loads(Path(out.name).read_text())
     rows = evaluate(results)
+    if args.output is not None:
+        args.output.write_text(json.dumps({"rows": rows, "results": results}, indent=2, default=str) + "\n")
     table = render_table(rows)
     took = time.monotonic() - started
     print(table)
