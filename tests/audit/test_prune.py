@@ -67,7 +67,9 @@ def test_prune_deletes_expired_events_in_batches_and_the_rest_still_verifies(db)
     assert [e.id for e in events()] == [*recent, recent[-1] + 1]
     anchor = AuditChainAnchor.objects.get()
     assert (anchor.event_id, anchor.hash, anchor.pruned_total) == (old[-1], last_pruned.hash, 20)
-    assert verify() == f"Audit chain OK: 5 events, #21..#25, from the anchor after pruned event #{old[-1]}.\n"
+    assert verify().startswith(
+        f"Audit chain OK: 5 events, #21..#25, from the anchor after pruned event #{old[-1]}, in "
+    )
     event = only_event(action="audit.prune")
     assert (event.actor, event.target_type) == ("system", "audit")
     assert {k: event.details[k] for k in ("deleted", "batches", "first_id", "last_id")} == {
