@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
@@ -265,8 +266,13 @@ _ROW_COLUMNS = (
 )
 _TS_SQL = {
     "postgresql": """to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
-    # Text, not Django's datetime converter: ts_encoding rewrites SQLite's stored form.
-    "sqlite": "CAST(ts AS TEXT)",
+    # Django stores UTC as "YYYY-MM-DD HH:MM:SS[.ffffff]"; anything else (and the CAST keeps
+    # Django's datetime converter away) is left to ts_encoding.
+    "sqlite": (
+        "CASE WHEN length(ts) = 26 AND substr(ts, 20, 1) = '.' THEN substr(ts, 1, 10) || 'T' || substr(ts, 12) || 'Z' "
+        "WHEN length(ts) = 19 THEN substr(ts, 1, 10) || 'T' || substr(ts, 12) || '.000000Z' "
+        "ELSE CAST(ts AS TEXT) END"
+    ),
 }
 
 Row = Sequence[Any]
@@ -279,10 +285,22 @@ def _rows_after(event_id: int, *, upto: int, chunk_size: int) -> Iterator[list[R
     # model instances: a million of those cost more than the hashing.
     columns = _ROW_COLUMNS.format(ts=_TS_SQL.get(connection.vendor, "ts"))
     query = f"SELECT {columns} FROM {AuditEvent._meta.db_table} WHERE id > %s AND id <= %s ORDER BY id LIMIT %s"  # noqa: S608
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, ThreadPoolExecutor(max_workers=1) as fetcher:
+
+        def fetch(after: int) -> list[Row]:
+            cursor.execute(query, [after, upto, chunk_size])
+            return cursor.fetchall()
+
+        # PostgreSQL finds and sends the next chunk in its own process while this one is
+        # hashed (a third faster on two cores); SQLite works inside this process, under the
+        # same interpreter lock as the hashing, so there a second thread would gain nothing.
+        ahead = connection.vendor == "postgresql"
+        pending: Future[list[Row]] | None = None
         while True:
-            cursor.execute(query, [event_id, upto, chunk_size])
-            chunk = cursor.fetchall()
+            chunk = pending.result() if pending is not None else fetch(event_id)
+            pending = None
+            if len(chunk) == chunk_size and ahead:
+                pending = fetcher.submit(fetch, chunk[-1][0])
             if chunk:
                 yield chunk
             if len(chunk) < chunk_size:
@@ -345,8 +363,14 @@ def _walk(
                 return ChainReport(checked, first_id, previous_id, anchor, ChainBreak(event_id, "unkeyed", detail))
             else:
                 sign = unkeyed
+            ts = row[1]
+            if not (isinstance(ts, str) and ts.endswith("Z")):
+                try:
+                    ts = _row_ts(ts)
+                except ValueError:
+                    ts = ""  # not a timestamp: it cannot be the one that was hashed
             encoded = link_encoding(
-                event_id, _row_ts(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
+                event_id, ts, row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
                 details_encoding(row[11]) if isinstance(row[11], str) else _details_value(row[11]), key_id, prev_hash,
             )  # fmt: skip
             if sign(encoded) != row[14]:

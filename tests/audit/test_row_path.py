@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from audit import chain
@@ -27,7 +28,7 @@ from audit.chain import (
 from audit.chain_keys import chain_key, signing_key
 from audit.models import AuditEvent
 from audit.services import _storable_ip, audit_record
-from tests.audit.helpers import seed_events
+from tests.audit.helpers import as_intruder, seed_events
 
 AWKWARD_DETAILS = [
     {},
@@ -220,3 +221,23 @@ def test_verify_audit_shows_no_progress_within_the_first_second(db):
     out, err = verify_audit("--chunk-size", "10")
     assert SUMMARY.fullmatch(out), out
     assert err == ""
+
+
+def test_an_edit_is_found_in_a_later_chunk_while_the_next_is_read_ahead(db):
+    seed_events([timezone.now()] * 20)
+    with as_intruder():
+        AuditEvent.objects.filter(id=12).update(target_id="forged")
+    report = chain_verify(chunk_size=3)
+    assert report.broken is not None
+    assert (report.broken.kind, report.broken.event_id, report.checked) == ("edited", 12, 11)
+
+
+def test_a_stored_timestamp_that_is_not_one_is_an_edit_not_a_crash(db):
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL stores only timestamps in a timestamptz column")
+    seed_events([timezone.now()] * 5)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditevent SET ts = 'yesterday' WHERE id = 3")
+    report = chain_verify()
+    assert report.broken is not None
+    assert (report.broken.kind, report.broken.event_id) == ("edited", 3)
