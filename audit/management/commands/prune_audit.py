@@ -16,6 +16,7 @@ from audit.services import PruneBatch, audit_prune
 
 DEFAULT_BATCH_SIZE = 2000
 MAX_BATCH_SIZE = 100_000
+PROGRESS_EVERY_SECONDS = 1.0
 
 
 class Command(BaseCommand):
@@ -76,9 +77,25 @@ class Command(BaseCommand):
             self.stdout.write(f"Would prune {count:,} events older than {format_ts(older_than)} ({days} days).")
             return
 
+        # The events older than the cutoff: what a prune deletes, unless a newer event sits
+        # among them (only a prefix of the chain goes). One index range count, and only
+        # when progress is shown.
+        about = audit_prunable_count(older_than=older_than) if verbosity >= 1 else 0
+        started = shown = time.monotonic()
+        deleted = 0
+
         def progress(batch: PruneBatch) -> None:
+            nonlocal deleted, shown
+            deleted += batch.deleted
             if verbosity >= 2:
                 self.stdout.write(f"  deleted events #{batch.first_id}..#{batch.last_id} ({batch.deleted:,})")
+            now = time.monotonic()
+            if verbosity >= 1 and now - shown >= PROGRESS_EVERY_SECONDS:
+                # On stderr, so the summary stays the one line on stdout that scripts and cron read.
+                shown = now
+                self.stderr.write(
+                    f"deleted {deleted:,} of about {max(about, deleted):,} events ({deleted / (now - started):,.0f}/s)"
+                )
 
         result = audit_prune(older_than=older_than, batch_size=batch_size, on_batch=progress)
         self.stdout.write(
