@@ -189,80 +189,96 @@ def _manage(setup: Setup, *args: str) -> tuple[float, str]:
 _RATE = re.compile(r"([\d,]+)\s*(?:events)?/s")
 
 
-def audit_pruning(setup: Setup, *, count: int, seconds: float) -> dict[str, Any]:
-    """Rows 8 and 4: ``verify_audit`` over ``count`` seeded events, then the p99 of sends
-    while ``prune_audit`` deletes them against the p99 before and after it."""
+def audit_seeding(setup: Setup, *, count: int) -> dict[str, Any]:
+    """The audit events rows 4 and 8 work on, 120 days old. They go in first, on the empty
+    chain: seeding refuses to append old events after recent ones, which no prune could
+    then reach."""
     from bench.seeding import seed_audit_events
 
-    started = time.monotonic()
-    seed_audit_events(
+    result = seed_audit_events(
         count, older_than_days=120, on_progress=lambda done, total: setup.say(f"  seeded {done:,} of {total:,}")
     )
-    seeded_seconds = time.monotonic() - started
-    setup.say(f"  {count:,} audit events seeded in {seeded_seconds:.1f} s")
+    setup.say(f"  {count:,} audit events seeded in {result.seconds:.1f} s ({result.rate:,.0f}/s)")
+    return {"seeded": count, "seed_seconds": round(result.seconds, 1)}
 
+
+def audit_pruning(setup: Setup, *, seeded: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """Rows 8 and 4: ``verify_audit`` over the whole chain (the seeded events and whatever the
+    rows before added), then the p99 of sends while ``prune_audit`` deletes the seeded events
+    against the p99 before and after it."""
     verify_seconds, verify_output = _manage(setup, "verify_audit")
     checked = int(re.search(r"OK: ([\d,]+) event", verify_output).group(1).replace(",", ""))  # type: ignore[union-attr]
     setup.say(f"  verify_audit: {verify_output.strip().splitlines()[-1]}")
+    verify_rate = _RATE.search(verify_output.strip().splitlines()[-1])
 
     console = setup.console(workers=2)
     run = uuid.uuid4().hex[:8]
-    quiet: list[Load] = []
-    pruning: list[Load] = []
+    windows: list[tuple[float, float, Load]] = []
+    ended: list[float] = []
+
+    def window(label: str) -> None:
+        started = time.monotonic()
+        load = wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-{label}"), seconds=seconds)
+        windows.append((started, time.monotonic(), load))
+        _only_created(load, "sends around the prune")
+
     with running(console):
         url = console.base
         wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-warm"), seconds=2)
-        for i in range(2):
-            quiet.append(
-                wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-before-{i}"), seconds=seconds)
-            )
-        prune_started = time.monotonic()
+        for i in range(3):
+            window(f"before-{i}")
         prune = subprocess.Popen(
             [sys.executable, "manage.py", "prune_audit"],
             cwd=PROJECT,
             env=setup.console_env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.DEVNULL,
             text=True,
         )
+        waiter = threading.Thread(target=lambda: (prune.wait(), ended.append(time.monotonic())))
+        waiter.start()
         i = 0
-        while prune.poll() is None or not pruning:
-            load = wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-during-{i}"), seconds=seconds)
-            # A window counts as "during" only if the prune ran for all of it.
-            if prune.poll() is None or not pruning:
-                pruning.append(load)
+        while not ended:
+            window(f"during-{i}")
             i += 1
-        prune_output = prune.communicate()[0]
-        prune_seconds = time.monotonic() - prune_started
-        if prune.returncode != 0:
-            raise RuntimeError(f"prune_audit failed:\n{prune_output}")
-        for i in range(2):
-            quiet.append(
-                wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-after-{i}"), seconds=seconds)
-            )
-    for load in quiet + pruning:
-        _only_created(load, "sends around the prune")
-    deleted = int(re.search(r"Pruned ([\d,]+) events", prune_output).group(1).replace(",", ""))  # type: ignore[union-attr]
-    rate = _RATE.search(prune_output.strip().splitlines()[-1])
+        waiter.join()
+        for i in range(3):
+            window(f"after-{i}")
+    prune_output = (prune.stdout.read() if prune.stdout else "").strip()
+    if prune.returncode != 0:
+        raise RuntimeError(f"prune_audit failed:\n{prune_output}")
+    summary = prune_output.splitlines()[-1]
+    deleted = int(re.search(r"Pruned ([\d,]+) events", summary).group(1).replace(",", ""))  # type: ignore[union-attr]
+    prune_seconds = float(re.search(r" in ([\d.]+) s", summary).group(1))  # type: ignore[union-attr]
+    rate = _RATE.search(summary)
+    # The deleting itself, after the command's start-up: a window counts as "during the prune"
+    # when at least half of it fell inside that span, as "quiet" when none of it did.
+    deleting = (ended[0] - prune_seconds, ended[0])
+
+    def inside(start: float, end: float) -> float:
+        return max(0.0, min(end, deleting[1]) - max(start, deleting[0])) / (end - start)
+
+    pruning = [load for start, end, load in windows if inside(start, end) >= 0.5]
+    quiet = [load for start, end, load in windows if inside(start, end) == 0]
     _, after_prune = _manage(setup, "verify_audit")
     quiet_p99 = statistics.median(load.p99_ms for load in quiet)
     return {
-        "seeded": count,
-        "seed_seconds": round(seeded_seconds, 1),
+        **seeded,
         "verify": {
             "events": checked,
             "seconds": round(verify_seconds, 2),
-            "rate": round(checked / verify_seconds),
+            # The command's own rate (its walk); the wall time includes Django's start-up.
+            "rate": int(verify_rate.group(1).replace(",", "")) if verify_rate else round(checked / verify_seconds),
             "output": verify_output.strip().splitlines()[-3:],
         },
         "prune": {
             "deleted": deleted,
-            "seconds": round(prune_seconds, 1),
+            "seconds": prune_seconds,
             "rate": int(rate.group(1).replace(",", "")) if rate else round(deleted / prune_seconds),
-            "summary": prune_output.strip().splitlines()[-1],
+            "summary": summary,
             "chain_after": after_prune.strip().splitlines()[-1],
         },
-        "p99_ratio": spread([load.p99_ms / quiet_p99 for load in pruning]),
+        "p99_ratio": spread([load.p99_ms / quiet_p99 for load in pruning]) if pruning else None,
         "quiet": [load.as_dict() for load in quiet],
         "pruning": [load.as_dict() for load in pruning],
     }

@@ -56,6 +56,7 @@ FULL = {
     "sends_last": 20_000,
     "requests_total": 100_000,
     "scale_rounds": 3,
+    "prune_window": 2.0,
 }
 QUICK = {
     "rounds": 1,
@@ -67,6 +68,7 @@ QUICK = {
     "sends_last": 600,
     "requests_total": 2_000,
     "scale_rounds": 1,
+    "prune_window": 1.0,
 }
 
 
@@ -291,11 +293,23 @@ def run_config(config: str, sizes: dict[str, Any], rows: set[int], say: Callable
         django.setup()
         from django.core.management import call_command
 
-        from bench.measures import Setup, audit_pruning, deep_pages, memory_and_metrics, scale_out, send_stack
+        from bench.measures import (
+            Setup,
+            audit_pruning,
+            audit_seeding,
+            deep_pages,
+            memory_and_metrics,
+            scale_out,
+            send_stack,
+        )
         from chats.services import chat_create
         from operators.services import operator_create
 
         call_command("migrate", verbosity=0)
+        seeded: dict[str, Any] = {}
+        if rows & {4, 8}:
+            say(f"[{config}] audit events for rows 4 and 8")
+            seeded = audit_seeding(Setup(config, {}, "", [], [], say), count=sizes["audit_events"])
         created = operator_create(username="bench", with_token=True)
         assert created.token is not None
         operator = created.operator
@@ -310,7 +324,7 @@ def run_config(config: str, sizes: dict[str, Any], rows: set[int], say: Callable
         steps: list[tuple[set[int], str, Callable[[], dict[str, Any]]]] = [
             ({1, 2}, "send_stack", lambda: send_stack(setup, rounds=sizes["rounds"], seconds=sizes["seconds"])),
             ({3}, "deep_pages", lambda: deep_pages(setup, count=sizes["messages"], samples=sizes["page_samples"])),
-            ({4, 8}, "audit", lambda: audit_pruning(setup, count=sizes["audit_events"], seconds=sizes["seconds"])),
+            ({4, 8}, "audit", lambda: audit_pruning(setup, seeded=seeded, seconds=sizes["prune_window"])),
             (
                 {5, 6},
                 "memory",
