@@ -289,6 +289,10 @@ def _prune_batch(*, older_than: datetime, batch_size: int) -> tuple[PruneBatch |
     return PruneBatch(deleted=deleted, first_id=first_id, last_id=last_id), len(expired) == len(rows) == batch_size
 
 
+# The longest pause of a statement waiting for SQLite's write lock (sofiia.db.sqlite3).
+SQLITE_WRITER_PAUSE = 0.05
+
+
 def audit_prune(
     *,
     older_than: datetime,
@@ -317,6 +321,11 @@ def audit_prune(
         last_id = batch.last_id
         if on_batch is not None:
             on_batch(batch)
+        if more and connection.vendor == "sqlite":
+            # SQLite has one write lock and no queue for it: a writer that found it taken
+            # retries after a pause of up to SQLITE_WRITER_PAUSE, and would find the next
+            # batch holding it again. A pause as long lets every waiting send in first.
+            time.sleep(SQLITE_WRITER_PAUSE)
     result = PruneResult(
         deleted=deleted, batches=batches, first_id=first_id, last_id=last_id, seconds=time.monotonic() - started
     )

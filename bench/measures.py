@@ -114,32 +114,44 @@ def _timed_get(session: requests.Session, url: str) -> float:
 
 def deep_pages(setup: Setup, *, count: int, samples: int) -> dict[str, Any]:
     """Row 3: keyset pages at 10/50/90/100 % depth of one long chat against its first page,
-    and the same pages by OFFSET; the query plans."""
-    from bench.seeding import seed_chat_messages
+    and the same pages by OFFSET, through the API and as the queries alone; the query plans."""
+    from bench.seeding import ProgressTicker, seed_chat_messages
     from chats.models import Chat, Message
     from chats.selectors import message_list_for_chat
     from sofiia.lib.pagination import Position, encode_cursor, keyset_after
 
     chat = Chat.objects.get(pk=setup.chat_ids[0])
     started = time.monotonic()
-    seed_chat_messages(chat, count, on_progress=lambda done, total: setup.say(f"  seeded {done:,} of {total:,}"))
+    seed_chat_messages(chat, count, on_progress=ProgressTicker("messages"))
     seeded_seconds = time.monotonic() - started
     setup.say(f"  {count:,} messages seeded in {seeded_seconds:.1f} s")
     total = Message.objects.filter(chat=chat).count()
     ordered = Message.objects.filter(chat=chat).order_by("-ts", "-id").values_list("ts", "id")
+    newest_first = message_list_for_chat(chat=chat).order_by("-ts", "-id")
     pages: dict[str, tuple[str, int]] = {"first": ("", 0)}
+    # The same pages as the database runs them: the API's keyset query and the OFFSET one.
+    queries: dict[str, Any] = {"keyset first": newest_first[:51], "offset first": newest_first[:50]}
     plans: dict[str, str] = {}
     for depth in (0.1, 0.5, 0.9, 1.0):
         start = min(int(total * depth), total - 50)
         ts, row_id = ordered[start - 1]
         position = Position(ts, row_id)
-        pages[f"{int(depth * 100)}%"] = (encode_cursor(f"messages:{chat.pk}", position, "desc"), start)
-        if depth == 0.5:
-            keyset = keyset_after(message_list_for_chat(chat=chat), position, order="desc")[:51]
-            by_offset = message_list_for_chat(chat=chat).order_by("-ts", "-id")[start : start + 50]
-            analyze = {"analyze": True} if setup.config == "postgres" else {}
-            plans["keyset_50%"] = keyset.explain(**analyze)
-            plans["offset_50%"] = by_offset.explain(**analyze)
+        name = f"{int(depth * 100)}%"
+        pages[name] = (encode_cursor(f"messages:{chat.pk}", position, "desc"), start)
+        queries[f"keyset {name}"] = keyset_after(message_list_for_chat(chat=chat), position, order="desc")[:51]
+        queries[f"offset {name}"] = newest_first[start : start + 50]
+    analyze = {"analyze": True} if setup.config == "postgres" else {}
+    plans["keyset_50%"] = queries["keyset 50%"].explain(**analyze)
+    plans["offset_50%"] = queries["offset 50%"].explain(**analyze)
+    query_times: dict[str, list[float]] = {name: [] for name in queries}
+    for name in queries:
+        list(queries[name].all())
+    for r in range(samples):
+        for name in list(queries)[r % len(queries) :] + list(queries)[: r % len(queries)]:
+            started = time.perf_counter()
+            list(queries[name].all())
+            query_times[name].append((time.perf_counter() - started) * 1000)
+    query_p50 = {name: statistics.median(values) for name, values in query_times.items()}
     console = setup.console(workers=1)
     times: dict[str, list[float]] = {f"keyset {name}": [] for name in pages}
     times.update({f"offset {name}": [] for name in pages})
@@ -165,12 +177,21 @@ def deep_pages(setup: Setup, *, count: int, samples: int) -> dict[str, Any]:
         "p50_ms": {name: round(value, 2) for name, value in p50.items()},
         "depth_ratio": {name: round(p50[f"keyset {name}"] / first, 2) for name in pages if name != "first"},
         "offset_ratio": {name: round(p50[f"offset {name}"] / p50[f"keyset {name}"], 1) for name in pages},
+        # The database's part alone (the ORM query in the suite's process, rows fetched).
+        "query_p50_ms": {name: round(value, 3) for name, value in query_p50.items()},
+        "query_depth_ratio": {
+            name: round(query_p50[f"keyset {name}"] / query_p50["keyset first"], 2) for name in pages if name != "first"
+        },
+        "query_offset_ratio": {
+            name: round(query_p50[f"offset {name}"] / query_p50[f"keyset {name}"], 1) for name in pages
+        },
         "plans": plans,
         "samples": samples,
     }
 
 
-def _manage(setup: Setup, *args: str) -> tuple[float, str]:
+def _manage(setup: Setup, *args: str) -> tuple[float, str, str]:
+    """Run a management command; its wall time, its output and its progress (stderr)."""
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -183,7 +204,7 @@ def _manage(setup: Setup, *args: str) -> tuple[float, str]:
     elapsed = time.monotonic() - started
     if done.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return elapsed, done.stdout + done.stderr
+    return elapsed, done.stdout, done.stderr
 
 
 _RATE = re.compile(r"([\d,]+)\s*(?:events)?/s")
@@ -193,11 +214,9 @@ def audit_seeding(setup: Setup, *, count: int) -> dict[str, Any]:
     """The audit events rows 4 and 8 work on, 120 days old. They go in first, on the empty
     chain: seeding refuses to append old events after recent ones, which no prune could
     then reach."""
-    from bench.seeding import seed_audit_events
+    from bench.seeding import ProgressTicker, seed_audit_events
 
-    result = seed_audit_events(
-        count, older_than_days=120, on_progress=lambda done, total: setup.say(f"  seeded {done:,} of {total:,}")
-    )
+    result = seed_audit_events(count, older_than_days=120, on_progress=ProgressTicker("audit events"))
     setup.say(f"  {count:,} audit events seeded in {result.seconds:.1f} s ({result.rate:,.0f}/s)")
     return {"seeded": count, "seed_seconds": round(result.seconds, 1)}
 
@@ -206,7 +225,7 @@ def audit_pruning(setup: Setup, *, seeded: dict[str, Any], seconds: float) -> di
     """Rows 8 and 4: ``verify_audit`` over the whole chain (the seeded events and whatever the
     rows before added), then the p99 of sends while ``prune_audit`` deletes the seeded events
     against the p99 before and after it."""
-    verify_seconds, verify_output = _manage(setup, "verify_audit")
+    verify_seconds, verify_output, verify_progress = _manage(setup, "verify_audit")
     checked = int(re.search(r"OK: ([\d,]+) event", verify_output).group(1).replace(",", ""))  # type: ignore[union-attr]
     setup.say(f"  verify_audit: {verify_output.strip().splitlines()[-1]}")
     verify_rate = _RATE.search(verify_output.strip().splitlines()[-1])
@@ -260,7 +279,7 @@ def audit_pruning(setup: Setup, *, seeded: dict[str, Any], seconds: float) -> di
 
     pruning = [load for start, end, load in windows if inside(start, end) >= 0.5]
     quiet = [load for start, end, load in windows if inside(start, end) == 0]
-    _, after_prune = _manage(setup, "verify_audit")
+    _, after_prune, _ = _manage(setup, "verify_audit")
     quiet_p99 = statistics.median(load.p99_ms for load in quiet)
     return {
         **seeded,
@@ -269,7 +288,8 @@ def audit_pruning(setup: Setup, *, seeded: dict[str, Any], seconds: float) -> di
             "seconds": round(verify_seconds, 2),
             # The command's own rate (its walk); the wall time includes Django's start-up.
             "rate": int(verify_rate.group(1).replace(",", "")) if verify_rate else round(checked / verify_seconds),
-            "output": verify_output.strip().splitlines()[-3:],
+            "summary": verify_output.strip().splitlines()[-1],
+            "progress": verify_progress.strip().splitlines()[-3:],
         },
         "prune": {
             "deleted": deleted,
@@ -311,7 +331,7 @@ def memory_and_metrics(setup: Setup, *, seconds: float, first: int, last: int, r
                     "/livez",
                     "/api/health",
                     "/api/chats",
-                    f"/api/chats/{setup.chat_ids[0]}/messages",
+                    f"/api/chats/{setup.chat_ids[1]}/messages",
                     f"/api/chats/{setup.chat_ids[1]}",
                     "/api/chats/999999999",
                     "/api/nowhere",
@@ -321,14 +341,15 @@ def memory_and_metrics(setup: Setup, *, seconds: float, first: int, last: int, r
         while served < requests_total:
             load = wrk(url, "get", env=reads, connections=16, seconds=seconds)
             served += load.requests
-        setup.say(f"  {served:,} requests served; scraping /metrics")
         scrape: list[float] = []
         health: list[float] = []
         size = 0
+        if requests_total:
+            setup.say(f"  {served:,} requests served; scraping /metrics")
         with requests.Session() as session:
-            for _ in range(3):
+            for _ in range(3 if requests_total else 0):
                 session.get(f"{url}/metrics", timeout=30)
-            for _ in range(30):
+            for _ in range(30 if requests_total else 0):
                 started = time.perf_counter()
                 response = session.get(f"{url}/metrics", timeout=30)
                 scrape.append((time.perf_counter() - started) * 1000)
@@ -338,14 +359,13 @@ def memory_and_metrics(setup: Setup, *, seconds: float, first: int, last: int, r
                 health.append((time.perf_counter() - started) * 1000)
     first_rss = max(rss[str(first)]["worker_rss_mb"])
     last_rss = max(rss[str(last)]["worker_rss_mb"])
-    return {
-        "rss": rss,
-        "rss_ratio": round(last_rss / first_rss, 3),
-        "requests": served,
-        "scrape_ms": {"p50": round(statistics.median(scrape), 1), "p95": round(percentile(scrape, 0.95), 1)},
-        "livez_ms": {"p50": round(statistics.median(health), 2)},
-        "scrape_bytes": size,
-    }
+    figures: dict[str, Any] = {"rss": rss, "rss_ratio": round(last_rss / first_rss, 3), "requests": served}
+    if scrape:
+        figures["scrape_ms"] = {"p50": round(statistics.median(scrape), 1), "p95": round(percentile(scrape, 0.95), 1)}
+        # A scrape against the cheapest request, measured alternately with it.
+        figures["livez_ms"] = {"p50": round(statistics.median(health), 2)}
+        figures["scrape_bytes"] = size
+    return figures
 
 
 def scale_out(setup: Setup, *, rounds: int, seconds: float, connections: int) -> dict[str, Any]:

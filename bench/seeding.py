@@ -314,7 +314,7 @@ def seed_chat_messages(chat: Chat, count: int, on_progress: Progress | None = No
     return SeedResult(count=done, first_id=first_id, last_id=last_id, seconds=time.monotonic() - started)
 
 
-class _Ticker:
+class ProgressTicker:
     """Prints ``what`` progress to stderr at most once a second."""
 
     def __init__(self, what: str) -> None:
@@ -356,7 +356,7 @@ def main(argv: list[str]) -> None:
     if args.command == "audit":
         days = settings.SOFIIA_AUDIT_RETENTION_DAYS + 1 if args.older_than_days is None else args.older_than_days
         try:
-            result = seed_audit_events(args.count, older_than_days=days, on_progress=_Ticker("audit events"))
+            result = seed_audit_events(args.count, older_than_days=days, on_progress=ProgressTicker("audit events"))
         except ValueError as exc:
             sys.exit(f"seeding.py: {exc}")
         what = f"audit events #{result.first_id}..#{result.last_id}, older than {days} days,"
@@ -364,7 +364,7 @@ def main(argv: list[str]) -> None:
         chat = Chat.objects.filter(pk=args.chat).first()
         if chat is None:
             sys.exit(f"seeding.py: no chat #{args.chat}")
-        result = seed_chat_messages(chat, args.count, on_progress=_Ticker("messages"))
+        result = seed_chat_messages(chat, args.count, on_progress=ProgressTicker("messages"))
         what = f"messages into chat #{chat.pk},"
     print(f"Seeded {result.count:,} {what} in {result.seconds:.1f} s ({result.rate:,.0f}/s).")
 

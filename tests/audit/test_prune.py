@@ -77,6 +77,21 @@ def test_prune_deletes_expired_events_in_batches_and_the_rest_still_verifies(db)
     }  # fmt: skip
 
 
+def test_on_sqlite_the_prune_pauses_between_batches_for_waiting_writers(db, monkeypatch):
+    from django.db import connection
+
+    from audit import services
+
+    pauses = []
+    monkeypatch.setattr(services.time, "sleep", pauses.append)
+    seed_events(days_ago(100, count=20))
+    prune("--batch-size", "7")
+    # Three batches, a pause after each but the last, and none on PostgreSQL, whose writers
+    # never wait for a prune's batch (they lock only the chain head).
+    expected = [services.SQLITE_WRITER_PAUSE] * 2 if connection.vendor == "sqlite" else []
+    assert pauses == expected
+
+
 def test_the_retention_defaults_to_the_setting(db, settings):
     settings.SOFIIA_AUDIT_RETENTION_DAYS = 30
     seed_events(days_ago(45, count=3))
