@@ -62,19 +62,26 @@ def console_env(base: dict[str, str], **overrides: str) -> dict[str, str]:
 
 
 @contextmanager
+def postgres_database(url: str) -> Iterator[str]:
+    """The URL of a fresh database on the PostgreSQL server ``url`` names, dropped afterwards."""
+    name = f"sofiia_bench_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
+
+
+@contextmanager
 def scratch_database() -> Iterator[str]:
     """A fresh database for a benchmark: next to ``DATABASE_URL`` on PostgreSQL (dropped
     afterwards), else a temporary SQLite file."""
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("postgres"):
-        name = f"sofiia_bench_{uuid.uuid4().hex[:8]}"
-        parts = urlsplit(url)
-        admin = urlunsplit(parts._replace(path="/postgres"))
-        subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
-        try:
-            yield urlunsplit(parts._replace(path=f"/{name}"))
-        finally:
-            subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
+        with postgres_database(url) as fresh:
+            yield fresh
     else:
         with tempfile.TemporaryDirectory() as tmp:
             yield f"sqlite:///{tmp}/bench.sqlite3"

@@ -25,14 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -260,10 +259,10 @@ def _database(config: str) -> Iterator[dict[str, str]]:
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         return
+    from bench.harness import postgres_database
+
     admin = os.environ.get("SOFIIA_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("SOFIIA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
-    name = f"sofiia_bench_{uuid.uuid4().hex[:8]}"
-    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
     redis = urlsplit(redis_url)
     db = (redis.path or "/0").lstrip("/") or "0"
     subprocess.run(
@@ -271,15 +270,13 @@ def _database(config: str) -> Iterator[dict[str, str]]:
         check=True,
         capture_output=True,
     )
-    try:
+    with postgres_database(admin) as url:
         yield {
-            "DATABASE_URL": urlunsplit(urlsplit(admin)._replace(path=f"/{name}")),
+            "DATABASE_URL": url,
             "SOFIIA_IDEMPOTENCY_BACKEND": "redis",
             "SOFIIA_RATE_LIMIT_BACKEND": "redis",
             "SOFIIA_REDIS_URL": redis_url,
         }
-    finally:
-        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
 
 
 def run_config(config: str, sizes: dict[str, Any], rows: set[int], say: Callable[[str], None]) -> dict[str, Any]:

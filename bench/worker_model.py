@@ -37,7 +37,6 @@ from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
-from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
 import gevent  # noqa: E402
 import psycopg  # noqa: E402
@@ -45,18 +44,14 @@ import requests  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from bench.harness import free_port, postgres_database  # noqa: E402
+
 PYTHON = sys.executable
 OPERATORS = 50
 POOL_MAX = 20
 WORKERS = 2
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -88,18 +83,6 @@ class ModelResult:
         if not ordered:
             return None
         return ordered[min(len(ordered) - 1, int(len(ordered) * quantile))]
-
-
-@contextmanager
-def database(admin_url: str) -> Iterator[str]:
-    name = f"sofiia_bench_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(admin_url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
 
 
 def environment(db_url: str, node_url: str, model: str, sends: int) -> dict[str, str]:
@@ -361,7 +344,7 @@ def main() -> None:
     node_env = {**os.environ, "DJANGO_DEBUG": "1"}
     router = [PYTHON, "manage.py", "run_dev_router", "--port", str(node_port), "--name", "NODA1"]
     results = []
-    with database(admin_url) as db_url, process(router, node_env, work / "router.log") as node:
+    with postgres_database(admin_url) as db_url, process(router, node_env, work / "router.log") as node:
         wait_for(f"http://127.0.0.1:{node_port}/health")
         manage(environment(db_url, "http://127.0.0.1:1", "gevent", args.sends), "migrate", "--noinput", "-v0")
         for model in args.models.split(","):

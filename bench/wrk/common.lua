@@ -4,6 +4,15 @@ local M = {}
 
 local threads = {}
 
+-- The comma-separated paths of an environment variable, as a list.
+function M.paths(variable)
+   local paths = {}
+   for p in string.gmatch(os.getenv(variable), "[^,]+") do
+      table.insert(paths, p)
+   end
+   return paths
+end
+
 function M.setup(thread)
    thread:set("tid", #threads + 1)
    table.insert(threads, thread)

@@ -3,10 +3,7 @@ package.path = os.getenv("BENCH_WRK_DIR") .. "/?.lua;" .. package.path
 local common = require("common")
 
 local token = os.getenv("BENCH_TOKEN")
-local paths = {}
-for p in string.gmatch(os.getenv("BENCH_PATHS"), "[^,]+") do
-   table.insert(paths, p)
-end
+local paths = common.paths("BENCH_PATHS")
 
 setup = common.setup
 

@@ -9,10 +9,7 @@ local token = os.getenv("BENCH_TOKEN")
 local run = os.getenv("BENCH_RUN")
 local mode = os.getenv("BENCH_MODE") or "fresh"
 local replay_keys = tonumber(os.getenv("BENCH_REPLAY_KEYS") or "4")
-local paths = {}
-for p in string.gmatch(os.getenv("BENCH_PATHS"), "[^,]+") do
-   table.insert(paths, p)
-end
+local paths = common.paths("BENCH_PATHS")
 
 setup = common.setup
 
