@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
@@ -52,12 +53,15 @@ def log_in(driver: WebDriver, server: LiveConsole, persona: Persona, *, path: st
 
 
 def wait_for_page(driver: WebDriver, where: str | Callable[[str], bool], what: str = "") -> None:
-    """Until the browser's address ends with ``where`` (or satisfies it) and that page has loaded.
+    """Until the browser's path ends with ``where`` (or its address satisfies it) and that page
+    has loaded.
 
-    The address changes as soon as a navigation commits, while the new document may still
-    be loading; finding its elements then races the parser.
+    Only the path is compared: the login page's address, ``…/login/?next=/console/chats/7/``,
+    ends with the page it leads back to. And the address changes as soon as a navigation
+    commits, while the new document may still be loading; finding its elements then races
+    the parser.
     """
-    matches = where if callable(where) else lambda url: url.endswith(where)
+    matches = where if callable(where) else lambda url: urlsplit(url).path.endswith(where)
     wait_for(
         driver,
         lambda d: matches(d.current_url) and d.execute_script("return document.readyState") == "complete",
