@@ -21,6 +21,7 @@ from audit.keys import AuditReader
 from audit.metrics import AUDIT_EVENTS, AUDIT_UNRECORDED, AUDIT_WRITE_FAILURES
 from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
 from audit.selectors import AuditFilters, audit_event_list
+from sofiia.db.sqlite3.base import LONGEST_LOCK_PAUSE
 from sofiia.lib.limits import budget_spend
 from sofiia.lib.pagination import Order, Page, keyset_page
 from sofiia.lib.request_id import current_request
@@ -289,8 +290,8 @@ def _prune_batch(*, older_than: datetime, batch_size: int) -> tuple[PruneBatch |
     return PruneBatch(deleted=deleted, first_id=first_id, last_id=last_id), len(expired) == len(rows) == batch_size
 
 
-# The longest pause of a statement waiting for SQLite's write lock (sofiia.db.sqlite3).
-SQLITE_WRITER_PAUSE = 0.05
+# A waiting writer retries at least this often, so a prune's pause this long lets it in.
+SQLITE_WRITER_PAUSE = LONGEST_LOCK_PAUSE
 
 
 def audit_prune(

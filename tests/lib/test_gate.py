@@ -57,14 +57,27 @@ def test_holders_waiting_on_something_slow_let_others_in():
         thread.join(5)
 
 
+def enters_from_another_thread(gate: ConcurrencyGate, limit: int, wait: float) -> bool:
+    """Whether another thread gets through ``gate`` within ``wait`` seconds (it keeps trying)."""
+    entered = threading.Event()
+
+    def other() -> None:
+        with gate.held(limit):
+            entered.set()
+
+    threading.Thread(target=other, daemon=True).start()
+    return entered.wait(wait)
+
+
 def test_a_holder_does_not_wait_for_itself_and_released_outside_the_gate_is_harmless():
     gate = ConcurrencyGate("t3")
-    with gate.held(1), gate.held(1):
-        pass
-    with gate.released():
-        pass
-    with gate.held(1):
-        pass
+    with gate.held(1), gate.held(1):  # re-entered without waiting for its own place
+        assert not enters_from_another_thread(gate, 1, wait=0.2)  # and it holds the one place once
+    time.sleep(0.05)  # the waiter from inside gets in and out
+    assert enters_from_another_thread(gate, 1, wait=2)  # leaving the nested hold freed that place
+    with gate.released():  # not holding: nothing to give up, nothing taken back
+        assert enters_from_another_thread(gate, 1, wait=2)
+    assert enters_from_another_thread(gate, 1, wait=2)
 
 
 def test_before_waiting_runs_only_for_a_request_that_has_to_wait():

@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 # How long a statement waits for the write lock in all, and the pause between attempts.
 LOCK_WAIT_SECONDS = 20.0
-_FIRST_PAUSE, _LONGEST_PAUSE = 0.001, 0.05
+_FIRST_PAUSE, LONGEST_LOCK_PAUSE = 0.001, 0.05
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -45,7 +45,7 @@ def retry_while_locked(connection: sqlite3.Connection, run: Callable[[], T]) -> 
             if not _is_busy(exc) or connection.in_transaction or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)
-        pause = min(pause * 2, _LONGEST_PAUSE)
+        pause = min(pause * 2, LONGEST_LOCK_PAUSE)
 
 
 class CooperativeCursorWrapper(base.SQLiteCursorWrapper):
