@@ -14,17 +14,23 @@
 
 The outcome is typed (:class:`SendOutcome`); every refusal is an ``ApplicationError`` with
 its contract code, raised, carrying the rate-limit headers, and rendered by the surface.
+Both surfaces' views are :func:`send_gated`: a send takes its place in the send gate before
+its operator is authenticated.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponseBase
 
 from audit.actions import AuditAction
 from audit.services import audit_record_budgeted
@@ -77,15 +83,40 @@ class SendOutcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
+
+
+def send_gated(view: View) -> View:
+    """Run the whole send view — authentication, the body, the pipeline — inside the send gate.
+
+    A burst of sends then costs one parked greenlet per send beyond ``SOFIIA_SENDS_ACTIVE_MAX``
+    until its turn: the waiters have not yet queried the database for their operator, so a
+    health probe or a page load never queues behind them for a pooled connection or a turn of
+    the worker's CPU.
+    """
+
+    @wraps(view)
+    def gated(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        with _send_gate_held():
+            return view(request, *args, **kwargs)
+
+    return gated  # type: ignore[return-value]
+
+
+def _send_gate_held() -> AbstractContextManager[None]:
+    # Waiting at the gate must not hold a pooled connection (a middleware may have taken one):
+    # the sends inside the gate need connections to finish, and would wait for the waiters'.
+    return send_gate.held(settings.SOFIIA_SENDS_ACTIVE_MAX, before_waiting=db_connections_release)
+
+
 def send_pipeline(request: SendRequest) -> SendOutcome:
     """Send ``request.text`` to the chat's agent, exactly once per idempotency key.
 
     At most ``SOFIIA_SENDS_ACTIVE_MAX`` sends per worker run their own steps at once (the
-    gate of ``sofiia.lib.gate``); a send gives its place up while its node thinks.
+    gate of ``sofiia.lib.gate``, usually entered already by :func:`send_gated`); a send gives
+    its place up while its node thinks.
     """
-    # Waiting at the gate must not hold a pooled connection (authentication took one): the
-    # sends inside the gate need connections to finish, and would wait for the waiters'.
-    with send_gate.held(settings.SOFIIA_SENDS_ACTIVE_MAX, before_waiting=db_connections_release):
+    with _send_gate_held():
         return _send_pipeline(request)
 
 

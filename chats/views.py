@@ -33,7 +33,7 @@ from chats.selectors import (
     message_list_for_chat,
     message_list_near,
 )
-from chats.sending import SendRequest, send_pipeline
+from chats.sending import SendRequest, send_gated, send_pipeline
 from chats.services import chat_archive, chat_create, chat_rename
 from nodes.registry import NodeStatus, node_statuses
 from operators.auth import authenticated_operator, operator_required, operator_role_required
@@ -202,6 +202,7 @@ def chat_updates(request: HttpRequest, chat_id: int) -> HttpResponse:
     return JsonResponse(body)
 
 
+@send_gated
 @login_required_back_to_chat
 @operator_role_required
 @require_POST
