@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
@@ -37,6 +36,7 @@ from django.core.cache import caches
 from chats.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from chats.metrics import IDEMPOTENCY_BACKEND_ERRORS
 from sofiia.lib.cache_errors import cache_backend_errors
+from sofiia.lib.cache_ops import cache_get_or_add
 from sofiia.lib.clock import clock_now
 
 logger = logging.getLogger(__name__)
@@ -152,29 +152,30 @@ def _claim(guard: IdempotencyGuard) -> None:
     cache = caches[CACHE_ALIAS]
     lease = delivery_lease_seconds()
     for _ in range(3):
-        record: dict[str, Any] | None = cache.get(guard.cache_key)
-        if record is not None:
-            if record.get("fingerprint") != guard.fingerprint:
-                raise reused_error()
-            if record.get("state") == "done":
-                guard.delivered = Delivered(record["operator_message_id"], record["reply_id"])
-                return
-            claimed_at = record.get("claimed_at", 0.0)
-            if clock_now().timestamp() - claimed_at < lease:
-                raise in_flight_error()
-            # The claim outlived its lease (its worker died): drop it and claim afresh. If two
-            # sends do this at once, the database guard lets only one of them deliver.
-            cache.delete(guard.cache_key)
         claim = {
             "state": "in_flight",
             "fingerprint": guard.fingerprint,
             "claim_id": guard.claim_id,
             "claimed_at": clock_now().timestamp(),
         }
-        if cache.add(guard.cache_key, claim, timeout=lease):
+        # A fresh key (the common case) is claimed in one step; a known one is read in the same.
+        added, record = cache_get_or_add(cache, guard.cache_key, claim, timeout=lease)
+        if added:
             guard.claimed = True
             return
-        # Lost the race for the key between get and add: read the winner's record.
+        if record is None:
+            continue  # the record went between the two steps of a backend without a single one
+        if record.get("fingerprint") != guard.fingerprint:
+            raise reused_error()
+        if record.get("state") == "done":
+            guard.delivered = Delivered(record["operator_message_id"], record["reply_id"])
+            return
+        claimed_at = record.get("claimed_at", 0.0)
+        if clock_now().timestamp() - claimed_at < lease:
+            raise in_flight_error()
+        # The claim outlived its lease (its worker died): drop it and claim afresh. If two
+        # sends do this at once, the database guard lets only one of them deliver.
+        cache.delete(guard.cache_key)
     # The key changed hands repeatedly while we looked: let the database decide.
 
 

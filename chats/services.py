@@ -112,7 +112,13 @@ LAST_ACTIVITY_RESOLUTION = timedelta(seconds=1)
 
 def _chat_touch(*, chat: Chat, now: datetime) -> None:
     """Move the chat's last activity to ``now``, outside the message's transaction."""
-    Chat.objects.filter(pk=chat.pk, last_activity_at__lt=now - LAST_ACTIVITY_RESOLUTION).update(last_activity_at=now)
+    threshold = now - LAST_ACTIVITY_RESOLUTION
+    # The chat was read by this send a moment ago: when it was active within the resolution
+    # then, the UPDATE would match nothing, so it is not sent at all.
+    if chat.last_activity_at >= threshold:
+        return
+    if Chat.objects.filter(pk=chat.pk, last_activity_at__lt=threshold).update(last_activity_at=now):
+        chat.last_activity_at = now
 
 
 def _operator_message_claim(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> tuple[Message, bool]:

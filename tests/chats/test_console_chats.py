@@ -6,7 +6,9 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -38,11 +40,20 @@ def test_the_list_is_ordered_by_last_activity_not_creation(alice, console, clock
     assert chat.last_activity_at == Message.objects.get(chat=chat, role="operator").ts
 
 
+def chat_updates(queries: CaptureQueriesContext) -> int:
+    return sum(q["sql"].startswith('UPDATE "chats_chat"') for q in queries.captured_queries)
+
+
 def test_a_burst_of_sends_moves_last_activity_once_a_second(alice, clock):
     chat = alice.new_chat()
-    assert alice.send(chat["id"], "one", key="k1").status_code == 201
+    clock(2)
+    with CaptureQueriesContext(connection) as queries:
+        assert alice.send(chat["id"], "one", key="k1").status_code == 201
+    assert chat_updates(queries) == 1
     first = Chat.objects.get(pk=chat["id"]).last_activity_at
-    assert alice.send(chat["id"], "two", key="k2").status_code == 201
+    with CaptureQueriesContext(connection) as queries:
+        assert alice.send(chat["id"], "two", key="k2").status_code == 201
+    assert chat_updates(queries) == 0  # the chat as the send read it was active a moment ago
     assert Chat.objects.get(pk=chat["id"]).last_activity_at == first
     clock(2)
     assert alice.send(chat["id"], "three", key="k3").status_code == 201
