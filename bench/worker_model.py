@@ -11,8 +11,9 @@ PostgreSQL connections the instance held, against its pools (2 x ``SOFIIA_DB_POO
 A model that cannot finish within ``--deadline`` seconds is reported with how far it got.
 
 The load comes from one gevent process of 1,000 greenlets (cheap while they wait, like the
-server); the dev router answers from a thread per call with a 1,024-deep listen backlog. Both
-run on the same 2-core machine as the server, so the figures are upper bounds of the
+server); ``/readyz`` is probed every 100 ms from a process of its own; the dev router answers
+from a thread per call with a 1,024-deep listen backlog. All run on the same 2-core machine
+as the server, so the figures are upper bounds of the
 console's own cost. Results go to stdout as a table and, with ``--json``, to a file.
 """
 
@@ -181,6 +182,44 @@ def own_cpu_seconds() -> float:
     return usage.user + usage.system
 
 
+# The /readyz prober is a process of its own, not a greenlet of the load generator: when the
+# thousand sends' answers arrive together, the generator's event loop is busy with them and a
+# probe living in it would be read late, timing the client rather than the server.
+_PROBER = """
+import sys, time, requests
+url, log = sys.argv[1], open(sys.argv[2], "a", buffering=1)
+session = requests.Session()
+while True:
+    started = time.monotonic()
+    try:
+        session.get(url, timeout=10)
+        log.write(f"{(time.monotonic() - started) * 1000:.3f}\\n")
+    except requests.RequestException:
+        log.write("timeout\\n")
+    time.sleep(0.1)
+"""
+
+
+def start_prober(url: str, log: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """Probe ``url`` every 100 ms from a process of its own; the first probe is answered on return."""
+    log.unlink(missing_ok=True)
+    proc = subprocess.Popen([PYTHON, "-c", _PROBER, url, str(log)])
+    deadline = time.monotonic() + 30
+    while not (log.exists() and log.read_text()) and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    log.write_text("")  # the probes during the load only (the prober appends)
+    return proc, log
+
+
+def stop_prober(prober: tuple[subprocess.Popen[bytes], Path]) -> tuple[list[float], int]:
+    """Stop the prober; the latencies it measured (ms) and how many probes timed out."""
+    proc, log = prober
+    proc.terminate()
+    proc.wait(10)
+    lines = log.read_text().split()
+    return [float(line) for line in lines if line != "timeout"], lines.count("timeout")
+
+
 def run_model(
     model: str, args: argparse.Namespace, db_url: str, node: subprocess.Popen[bytes], node_url: str, work: Path
 ) -> ModelResult:
@@ -231,17 +270,6 @@ def run_model(
             except requests.RequestException:
                 statuses.append(0)
 
-        def probe() -> None:
-            session = requests.Session()
-            while not done.is_set():
-                started = time.monotonic()
-                try:
-                    session.get(f"{base}/readyz", timeout=10)
-                    result.health_ms.append((time.monotonic() - started) * 1000)
-                except requests.RequestException:
-                    result.health_timeouts += 1
-                gevent.sleep(0.1)
-
         def sample() -> None:
             with psycopg.connect(db_url, autocommit=True) as watcher:
                 while not done.is_set():
@@ -252,7 +280,8 @@ def run_model(
                     result.worker_rss_mb = max(result.worker_rss_mb, worker_rss_mb(server.pid))
                     gevent.sleep(0.2)
 
-        helpers = [gevent.spawn(probe), gevent.spawn(sample)]
+        prober = start_prober(f"{base}/readyz", work / f"readyz-{model}.log")
+        helpers = [gevent.spawn(sample)]
         pool = Pool(args.sends)
         cpu_before = (cpu_seconds(server.pid, with_children_of=True), cpu_seconds(node.pid), own_cpu_seconds())
         started = time.monotonic()
@@ -264,6 +293,7 @@ def run_model(
         result.cpu_node = cpu_seconds(node.pid) - cpu_before[1]
         result.cpu_client = own_cpu_seconds() - cpu_before[2]
         done.set()
+        result.health_ms, result.health_timeouts = stop_prober(prober)
         gevent.joinall(helpers, timeout=15)
         pool.kill(block=True, timeout=5)
         result.answered = len(statuses)
