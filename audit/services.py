@@ -294,10 +294,23 @@ def _prune_batch(*, older_than: datetime, batch_size: int) -> tuple[PruneBatch |
 SQLITE_WRITER_PAUSE = LONGEST_LOCK_PAUSE
 
 
+def _prune_pause(*, deleted: int, elapsed: float, rate: float | None) -> float:
+    """Seconds to wait before the next batch."""
+    # SQLite has one write lock and no queue for it: a writer that found it taken retries
+    # after a pause of up to SQLITE_WRITER_PAUSE, and would find the next batch holding it
+    # again. A pause as long lets every waiting send in first.
+    pause = SQLITE_WRITER_PAUSE if connection.vendor == "sqlite" else 0.0
+    if rate is not None:
+        # Ahead of the rate by this long: what has been deleted should have taken this much.
+        pause = max(pause, deleted / rate - elapsed)
+    return pause
+
+
 def audit_prune(
     *,
     older_than: datetime,
     batch_size: int,
+    rate: float | None = None,
     on_batch: Callable[[PruneBatch], None] | None = None,
 ) -> PruneResult:
     """Delete audit events older than ``older_than``, oldest first, ``batch_size`` per transaction.
@@ -305,7 +318,9 @@ def audit_prune(
     Each batch is a short transaction of its own that deletes a range of ids and moves
     the chain anchor, so writers (who lock only the chain head) never wait on a prune
     for longer than one batch's row locks, and an interrupted prune leaves a verifiable
-    chain. The prune itself is recorded as an ``audit.prune`` event.
+    chain. With ``rate`` it pauses between batches so as to delete at most that many events
+    a second on average: a prune in working hours can be made as gentle as wanted. The
+    prune itself is recorded as an ``audit.prune`` event.
     """
     started = time.monotonic()
     deleted = batches = 0
@@ -322,11 +337,10 @@ def audit_prune(
         last_id = batch.last_id
         if on_batch is not None:
             on_batch(batch)
-        if more and connection.vendor == "sqlite":
-            # SQLite has one write lock and no queue for it: a writer that found it taken
-            # retries after a pause of up to SQLITE_WRITER_PAUSE, and would find the next
-            # batch holding it again. A pause as long lets every waiting send in first.
-            time.sleep(SQLITE_WRITER_PAUSE)
+        if more:
+            pause = _prune_pause(deleted=deleted, elapsed=time.monotonic() - started, rate=rate)
+            if pause > 0:
+                time.sleep(pause)
     result = PruneResult(
         deleted=deleted, batches=batches, first_id=first_id, last_id=last_id, seconds=time.monotonic() - started
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Prune old audit events: ``manage.py prune_audit`` with the same flags, for cron and ops.
 
-    python ops/prune_audit_db.py [--days N] [--dry-run] [--batch-size N] [--vacuum]
+    python ops/prune_audit_db.py [--days N] [--dry-run] [--batch-size N] [--rate N] [--vacuum]
 
 Run from anywhere with the project's environment (DATABASE_URL etc.); exit status 0 on
 success, 1 on a bad value or a failure, 2 on an unknown flag.

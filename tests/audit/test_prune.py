@@ -92,6 +92,55 @@ def test_on_sqlite_the_prune_pauses_between_batches_for_waiting_writers(db, monk
     assert pauses == expected
 
 
+class StoppedClock:
+    """``audit.services``' view of time: it moves only when the prune sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+
+def test_with_a_rate_the_prune_paces_its_batches(db, monkeypatch):
+    from audit import services
+
+    clock = StoppedClock()
+    monkeypatch.setattr(services, "time", clock)
+    seed_events(days_ago(100, count=20))
+    out = prune("--batch-size", "7", "--rate", "10")
+    assert summary(out) == {"count": "20", "batches": "3", "days": "90"}
+    # 7 events at 10 a second take 0.7 s: after each batch but the last, the prune waits
+    # until its average is back at the rate (the batches themselves take no time here).
+    assert clock.pauses == pytest.approx([0.7, 0.7])
+    assert clock.now == pytest.approx(1.4)
+
+
+def test_a_prune_slower_than_its_rate_does_not_wait(db, monkeypatch):
+    from django.db import connection
+
+    from audit import services
+
+    clock = StoppedClock()
+    monkeypatch.setattr(services, "time", clock)
+    real_batch = services._prune_batch
+
+    def slow_batch(**kwargs):
+        clock.now += 2.0  # each batch takes 2 s: 7 events in 2 s is under the rate
+        return real_batch(**kwargs)
+
+    monkeypatch.setattr(services, "_prune_batch", slow_batch)
+    seed_events(days_ago(100, count=20))
+    prune("--batch-size", "7", "--rate", "10")
+    expected = [services.SQLITE_WRITER_PAUSE] * 2 if connection.vendor == "sqlite" else []
+    assert clock.pauses == expected
+
+
 def test_the_retention_defaults_to_the_setting(db, settings):
     settings.SOFIIA_AUDIT_RETENTION_DAYS = 30
     seed_events(days_ago(45, count=3))
@@ -144,6 +193,8 @@ def test_a_pruned_chain_still_detects_tampering_with_its_oldest_kept_event(db):
         (["--batch-size", "100001"], "--batch-size must be from 1"),
         (["--days", "abc"], "invalid int value"),
         (["--batch-size", "1.5"], "invalid int value"),
+        (["--rate", "0"], "--rate must be at least 1 event a second"),
+        (["--rate", "fast"], "invalid int value"),
         (["--everything"], "unrecognized arguments"),
     ],
 )

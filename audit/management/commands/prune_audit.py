@@ -42,6 +42,13 @@ class Command(BaseCommand):
             help=f"Events deleted per transaction (1..{MAX_BATCH_SIZE:,}, default {DEFAULT_BATCH_SIZE:,}).",
         )
         parser.add_argument(
+            "--rate",
+            type=int,
+            default=None,
+            help="Delete at most N events a second on average, pausing between batches (default: "
+            "as fast as the database allows). For a prune in working hours.",
+        )
+        parser.add_argument(
             "--vacuum",
             action="store_true",
             help="Afterwards reclaim the space: VACUUM (ANALYZE) of the audit table on PostgreSQL, which "
@@ -49,13 +56,22 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args: Any, days: int | None, dry_run: bool, batch_size: int, vacuum: bool, **options: Any
+        self,
+        *args: Any,
+        days: int | None,
+        dry_run: bool,
+        batch_size: int,
+        rate: int | None,
+        vacuum: bool,
+        **options: Any,
     ) -> None:
         days = settings.SOFIIA_AUDIT_RETENTION_DAYS if days is None else days
         if days < 1:
             raise CommandError(f"--days must be at least 1, got {days}")
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise CommandError(f"--batch-size must be from 1 to {MAX_BATCH_SIZE:,}, got {batch_size}")
+        if rate is not None and rate < 1:
+            raise CommandError(f"--rate must be at least 1 event a second, got {rate}")
         older_than = timezone.now() - timedelta(days=days)
         try:
             self._prune(
@@ -63,6 +79,7 @@ class Command(BaseCommand):
                 days=days,
                 dry_run=dry_run,
                 batch_size=batch_size,
+                rate=rate,
                 vacuum=vacuum,
                 verbosity=options["verbosity"],
             )
@@ -70,7 +87,15 @@ class Command(BaseCommand):
             raise CommandError(f"the database refused: {str(exc).strip().splitlines()[0]} (is it migrated?)") from exc
 
     def _prune(
-        self, *, older_than: datetime, days: int, dry_run: bool, batch_size: int, vacuum: bool, verbosity: int
+        self,
+        *,
+        older_than: datetime,
+        days: int,
+        dry_run: bool,
+        batch_size: int,
+        rate: int | None,
+        vacuum: bool,
+        verbosity: int,
     ) -> None:
         if dry_run:
             count = audit_prunable_count(older_than=older_than)
@@ -97,7 +122,7 @@ class Command(BaseCommand):
                     f"deleted {deleted:,} of about {max(about, deleted):,} events ({deleted / (now - started):,.0f}/s)"
                 )
 
-        result = audit_prune(older_than=older_than, batch_size=batch_size, on_batch=progress)
+        result = audit_prune(older_than=older_than, batch_size=batch_size, rate=rate, on_batch=progress)
         self.stdout.write(
             f"Pruned {result.deleted:,} events in {result.seconds:.1f} s ({result.rate:,.0f}/s) "
             f"in {result.batches:,} {'batch' if result.batches == 1 else 'batches'}, "
