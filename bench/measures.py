@@ -221,10 +221,12 @@ def audit_seeding(setup: Setup, *, count: int) -> dict[str, Any]:
     return {"seeded": count, "seed_seconds": round(result.seconds, 1)}
 
 
-def audit_pruning(setup: Setup, *, seeded: dict[str, Any], seconds: float) -> dict[str, Any]:
+def audit_pruning(
+    setup: Setup, *, seeded: dict[str, Any], seconds: float, prune_rate: int | None = None
+) -> dict[str, Any]:
     """Rows 8 and 4: ``verify_audit`` over the whole chain (the seeded events and whatever the
-    rows before added), then the p99 of sends while ``prune_audit`` deletes the seeded events
-    against the p99 before and after it."""
+    rows before added), then the p99 of sends while ``prune_audit`` (``--rate prune_rate``
+    when given) deletes the seeded events against the p99 before and after it."""
     verify_seconds, verify_output, verify_progress = _manage(setup, "verify_audit")
     checked = int(re.search(r"OK: ([\d,]+) event", verify_output).group(1).replace(",", ""))  # type: ignore[union-attr]
     setup.say(f"  verify_audit: {verify_output.strip().splitlines()[-1]}")
@@ -246,8 +248,9 @@ def audit_pruning(setup: Setup, *, seeded: dict[str, Any], seconds: float) -> di
         wrk(url, "send", env=_send_env(setup, setup.chat_ids, run=f"{run}-warm"), seconds=2)
         for i in range(3):
             window(f"before-{i}")
+        pace = ["--rate", str(prune_rate)] if prune_rate else []
         prune = subprocess.Popen(
-            [sys.executable, "manage.py", "prune_audit"],
+            [sys.executable, "manage.py", "prune_audit", *pace],
             cwd=PROJECT,
             env=setup.console_env,
             stdout=subprocess.PIPE,
@@ -292,6 +295,7 @@ def audit_pruning(setup: Setup, *, seeded: dict[str, Any], seconds: float) -> di
             "progress": verify_progress.strip().splitlines()[-3:],
         },
         "prune": {
+            "rate_limit": prune_rate,
             "deleted": deleted,
             "seconds": prune_seconds,
             "rate": int(rate.group(1).replace(",", "")) if rate else round(deleted / prune_seconds),

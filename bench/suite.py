@@ -10,7 +10,8 @@ after, Redis database ``SOFIIA_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:63
 emptied first). Then it compares each figure with its target, writes
 ``bench/results/latest.json``, rewrites the table in ``docs/performance.md`` and exits 1 when
 a target is missed by more than the noise margin. ``--quick`` runs the same code with small
-counts; it, ``--rows`` and ``--config`` write neither file.
+counts; it, ``--rows``, ``--config`` and ``--prune-rate`` (row 4 with a paced prune) write neither
+file.
 """
 
 from __future__ import annotations
@@ -279,7 +280,9 @@ def _database(config: str) -> Iterator[dict[str, str]]:
         }
 
 
-def run_config(config: str, sizes: dict[str, Any], rows: set[int], say: Callable[[str], None]) -> dict[str, Any]:
+def run_config(
+    config: str, sizes: dict[str, Any], rows: set[int], say: Callable[[str], None], prune_rate: int | None = None
+) -> dict[str, Any]:
     from bench import harness
     from nodes.devrouter import DevRouter
 
@@ -325,7 +328,11 @@ def run_config(config: str, sizes: dict[str, Any], rows: set[int], say: Callable
         steps: list[tuple[set[int], str, Callable[[], dict[str, Any]]]] = [
             ({1, 2}, "send_stack", lambda: send_stack(setup, rounds=sizes["rounds"], seconds=sizes["seconds"])),
             ({3}, "deep_pages", lambda: deep_pages(setup, count=sizes["messages"], samples=sizes["page_samples"])),
-            ({4, 8}, "audit", lambda: audit_pruning(setup, seeded=seeded, seconds=sizes["prune_window"])),
+            (
+                {4, 8},
+                "audit",
+                lambda: audit_pruning(setup, seeded=seeded, seconds=sizes["prune_window"], prune_rate=prune_rate),
+            ),
             (
                 {5, 6},
                 "memory",
@@ -365,6 +372,9 @@ def main() -> int:
     parser.add_argument("--config", choices=list(CONFIGS), action="append", help="Only this configuration.")
     parser.add_argument("--rows", type=lambda v: {int(x) for x in v.split(",")}, help="Only these rows, e.g. 1,2.")
     parser.add_argument("--output", type=Path, help="Also write the raw results here (JSON).")
+    parser.add_argument(
+        "--prune-rate", type=int, help="Row 4 with `prune_audit --rate N` instead of an unpaced prune; not a record."
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
@@ -375,7 +385,8 @@ def main() -> int:
     if args.child is not None:
         (config,) = args.config
         rows = ROWS[config] & (args.rows or ROWS[config])
-        args.child.write_text(json.dumps(run_config(config, sizes, rows, say), indent=2, default=str))
+        result = run_config(config, sizes, rows, say, prune_rate=args.prune_rate)
+        args.child.write_text(json.dumps(result, indent=2, default=str))
         return 0
 
     if shutil.which("wrk") is None:
@@ -390,6 +401,8 @@ def main() -> int:
                 command.append("--quick")
             if args.rows:
                 command += ["--rows", ",".join(map(str, sorted(args.rows)))]
+            if args.prune_rate:
+                command += ["--prune-rate", str(args.prune_rate)]
             subprocess.run(command, cwd=PROJECT, check=True)
             results[config] = json.loads(Path(out.name).read_text())
     rows = evaluate(results)
@@ -402,7 +415,7 @@ def main() -> int:
     print(f"\n{len(rows) - len(failures)} of {len(rows)} figures met or within the noise margin "
           f"({NOISE_MARGIN:.0%}); the suite took {took / 60:.1f} min.")  # fmt: skip
     # Only a whole run (every row, both configurations, full sizes) is a record.
-    if not (args.quick or args.rows or args.config):
+    if not (args.quick or args.rows or args.config or args.prune_rate):
         when = datetime.now(UTC)
         about = machine()
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
