@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -109,6 +111,56 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` (a gunicorn master) and its live children (its workers)."""
+    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in children_of(pid))
+
+
+def largest_child_rss_mb(pid: int) -> float:
+    """The largest RSS among ``pid``'s live children (a gunicorn master's workers)."""
+    return max((rss_mb(child) for child in children_of(pid)), default=0.0)
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """SIGTERM the group ``proc`` leads (started with ``start_new_session``); SIGKILL after ``timeout``."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _version(*args: str) -> str:
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=10)
+    except OSError:
+        return "not installed"
+    return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else "?"
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "cpu": f"{os.cpu_count()} × {cpu}",
+        "memory": f"{mem_kb / 1024 / 1024:.0f} GiB",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": _version("psql", "--version"),
+        "redis": _version("redis-server", "--version"),
+        "wrk": _version("wrk", "--version"),
+    }
+
+
 def machine_ticks() -> tuple[float, float]:
     """The machine's busy and total CPU time so far (all cores, /proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -171,7 +223,7 @@ class Console:
     def cpu(self) -> float:
         """CPU seconds of the master and its live workers."""
         assert self.proc is not None
-        return cpu_seconds(self.proc.pid) + sum(cpu_seconds(pid) for pid in self.worker_pids())
+        return tree_cpu_seconds(self.proc.pid)
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path else ""
@@ -179,13 +231,7 @@ class Console:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc, timeout=30)
         self.proc = None
         if self.log_path is not None:
             shutil.rmtree(self.log_path.parent, ignore_errors=True)

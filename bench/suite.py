@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -214,36 +212,6 @@ def gate_failures(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for row in rows if row["verdict"] == "not met"]
 
 
-# --- The machine -------------------------------------------------------------------------
-
-
-def _version(*args: str) -> str:
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=10)
-    except OSError:
-        return "not installed"
-    return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else "?"
-
-
-def machine() -> dict[str, str]:
-    cpu = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return {
-        "cpu": f"{os.cpu_count()} × {cpu}",
-        "memory": f"{mem_kb / 1024 / 1024:.0f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "postgresql": _version("psql", "--version"),
-        "redis": _version("redis-server", "--version"),
-        "wrk": _version("wrk", "--version"),
-    }
-
-
 # --- One configuration (the child process) --------------------------------------------
 
 
@@ -417,6 +385,8 @@ def main() -> int:
     # Only a whole run (every row, both configurations, full sizes) is a record.
     if not (args.quick or args.rows or args.config or args.prune_rate):
         when = datetime.now(UTC)
+        from bench.harness import machine
+
         about = machine()
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(

@@ -26,8 +26,6 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import platform  # noqa: E402
-import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -47,7 +45,15 @@ from gevent.pool import Pool  # noqa: E402
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from bench.harness import free_port, postgres_database  # noqa: E402
+from bench.harness import (  # noqa: E402
+    cpu_seconds,
+    free_port,
+    largest_child_rss_mb,
+    machine,
+    postgres_database,
+    stop_process_group,
+    tree_cpu_seconds,
+)
 
 PYTHON = sys.executable
 OPERATORS = 50
@@ -124,13 +130,7 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process_group(proc, timeout=15)
 
 
 def wait_for(url: str, timeout: float = 60) -> None:
@@ -143,38 +143,6 @@ def wait_for(url: str, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise SystemExit(f"{url} did not answer 200 within {timeout} s")
-
-
-def worker_rss_mb(master_pid: int) -> float:
-    largest = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == str(master_pid) and "VmRSS" in fields:
-            largest = max(largest, int(fields["VmRSS"].split()[0]))
-    return largest / 1024
-
-
-def cpu_seconds(pid: int, *, with_children_of: bool = False) -> float:
-    """User + system CPU time of ``pid`` (and of its live child processes)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        own, parent = int(entry.name), int(fields[1])
-        if own == pid or (with_children_of and parent == pid):
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def own_cpu_seconds() -> float:
@@ -277,19 +245,19 @@ def run_model(
                         "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [f"sofiia-bench-{model}"]
                     ).fetchone()
                     result.pg_connections = max(result.pg_connections, row[0] if row else 0)
-                    result.worker_rss_mb = max(result.worker_rss_mb, worker_rss_mb(server.pid))
+                    result.worker_rss_mb = max(result.worker_rss_mb, largest_child_rss_mb(server.pid))
                     gevent.sleep(0.2)
 
         prober = start_prober(f"{base}/readyz", work / f"readyz-{model}.log")
         helpers = [gevent.spawn(sample)]
         pool = Pool(args.sends)
-        cpu_before = (cpu_seconds(server.pid, with_children_of=True), cpu_seconds(node.pid), own_cpu_seconds())
+        cpu_before = (tree_cpu_seconds(server.pid), cpu_seconds(node.pid), own_cpu_seconds())
         started = time.monotonic()
         for index in range(args.sends):
             pool.spawn(send, index)
         finished = pool.join(timeout=args.deadline)
         elapsed = time.monotonic() - started
-        result.cpu_server = cpu_seconds(server.pid, with_children_of=True) - cpu_before[0]
+        result.cpu_server = tree_cpu_seconds(server.pid) - cpu_before[0]
         result.cpu_node = cpu_seconds(node.pid) - cpu_before[1]
         result.cpu_client = own_cpu_seconds() - cpu_before[2]
         done.set()
@@ -341,22 +309,6 @@ def table(results: list[ModelResult], deadline: float) -> str:
 
 def _finite(value: float | None) -> float | str | None:
     return "timed out" if value == float("inf") else value
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "memory_gib": f"{int(memory) / 1024 / 1024:.0f}",
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-    }
 
 
 def main() -> None:

@@ -8,11 +8,10 @@ and an ``authz.denied`` audit event.
 
 from __future__ import annotations
 
-import functools
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -98,7 +97,7 @@ def _token_lookup(prefix: str) -> _TokenLookup | None:
     )
 
 
-@functools.cache
+@cache
 def _token_lookup_sql() -> str:
     name = connection.ops.quote_name
     tokens, users = name(ApiToken._meta.db_table), name(User._meta.db_table)

@@ -18,8 +18,10 @@ function M.setup(thread)
    table.insert(threads, thread)
 end
 
+-- Per connection thread: its status counts and how many requests it has made.
 function M.init()
    statuses = {}
+   sent = 0
 end
 
 function M.response(status)

@@ -6,11 +6,7 @@ local token = os.getenv("BENCH_TOKEN")
 local paths = common.paths("BENCH_PATHS")
 
 setup = common.setup
-
-function init(args)
-   common.init()
-   sent = 0
-end
+init = common.init
 
 function request()
    sent = sent + 1

@@ -12,11 +12,7 @@ local replay_keys = tonumber(os.getenv("BENCH_REPLAY_KEYS") or "4")
 local paths = common.paths("BENCH_PATHS")
 
 setup = common.setup
-
-function init(args)
-   common.init()
-   sent = 0
-end
+init = common.init
 
 function request()
    sent = sent + 1

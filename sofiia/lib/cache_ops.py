@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.cache.backends.base import BaseCache
+from django_redis.cache import RedisCache
 from redis.commands.core import Script
 
 # KEYS[1]: the key; ARGV[1]: the encoded value; ARGV[2]: its lifetime in milliseconds.
@@ -26,8 +27,6 @@ def cache_get_or_add(cache: BaseCache, key: str, value: Any, *, timeout: float) 
     would be two of each); elsewhere the value found may be ``None`` when it expired or was
     deleted between the two steps.
     """
-    from django_redis.cache import RedisCache
-
     if not isinstance(cache, RedisCache):
         if cache.add(key, value, timeout=timeout):
             return True, None

@@ -85,6 +85,10 @@ def keyset_after(queryset: QuerySet[M], position: Position, *, order: Order, ts_
     else:
         after = Q(**{f"{ts_field}__gt": position.ts}) | Q(**{ts_field: position.ts, "id__gt": position.id})
         queryset = queryset.filter(Q(**{f"{ts_field}__gte": position.ts}) & after)
+    return _keyset_ordered(queryset, order=order, ts_field=ts_field)
+
+
+def _keyset_ordered(queryset: QuerySet[M], *, order: Order, ts_field: str) -> QuerySet[M]:
     sign = "-" if order == "desc" else ""
     return queryset.order_by(f"{sign}{ts_field}", f"{sign}id")
 
@@ -108,8 +112,7 @@ def keyset_page(
     if cursor:
         queryset = keyset_after(queryset, decode_cursor(scope, cursor, order), order=order, ts_field=ts_field)
     else:
-        sign = "-" if order == "desc" else ""
-        queryset = queryset.order_by(f"{sign}{ts_field}", f"{sign}id")
+        queryset = _keyset_ordered(queryset, order=order, ts_field=ts_field)
     rows = list(queryset[: limit + 1])
     has_more = len(rows) > limit
     items = rows[:limit]
