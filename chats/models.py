@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -10,6 +11,16 @@ from chats.validators import validate_agent_name
 CHAT_TITLE_MAX_LENGTH = 200
 AGENT_NAME_MAX_LENGTH = 64
 MESSAGE_TEXT_MAX_LENGTH = 16_000
+SYSTEM_PROMPT_MAX_LENGTH = 8_000
+MODEL_NAME_MAX_LENGTH = 200
+TEMPERATURE_MAX = 2.0
+MAX_TOKENS_MAX = 32_768
+CONTEXT_TURNS_MAX = 50
+
+
+def default_context_turns() -> int:
+    """A new chat's ``context_turns``: ``SOFIIA_CONTEXT_TURNS`` as the process was started with."""
+    return int(settings.SOFIIA_CONTEXT_TURNS)
 
 
 class Chat(models.Model):
@@ -24,6 +35,22 @@ class Chat(models.Model):
     last_activity_at = models.DateTimeField(default=timezone.now)
     # An archived chat leaves the console's list; unarchiving brings it back.
     archived_at = models.DateTimeField(null=True, blank=True)
+    # When the owner last opened the chat: replies after it are unread.
+    last_read_at = models.DateTimeField(null=True, blank=True)
+
+    # What the agent is asked with every send (the infer body's fields of the same names).
+    system_prompt = models.TextField(max_length=SYSTEM_PROMPT_MAX_LENGTH, blank=True, default="")
+    model = models.CharField(max_length=MODEL_NAME_MAX_LENGTH, null=True, blank=True)
+    temperature = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(TEMPERATURE_MAX)]
+    )
+    max_tokens = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKENS_MAX)]
+    )
+    # Earlier exchanges sent along with each new message (0: the text alone).
+    context_turns = models.PositiveSmallIntegerField(
+        default=default_context_turns, validators=[MaxValueValidator(CONTEXT_TURNS_MAX)]
+    )
 
     class Meta:
         indexes = [
@@ -68,6 +95,18 @@ class Message(models.Model):
     failure = models.CharField(max_length=32, blank=True, default="")
     # Agent messages only: the operator message this one answers.
     reply_to = models.OneToOneField("self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply")
+    # Agent messages only: what the node said of its answer, and how long its call took.
+    model = models.CharField(max_length=MODEL_NAME_MAX_LENGTH, null=True, blank=True)
+    backend = models.CharField(max_length=MODEL_NAME_MAX_LENGTH, null=True, blank=True)
+    tokens_used = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Agent messages only: the reply rendered once, when stored (chats.markdown), so a page
+    # never renders a reply again; empty for a reply shown as plain text.
+    html = models.TextField(blank=True, default="")
+    # Operator messages only: what the first delivery attempt asked the node besides the
+    # text — the chat's settings then and the ids of the messages sent as context — so a
+    # retry asks the same, and an auditor can rebuild the exact request (audit_prompt).
+    infer_request = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [

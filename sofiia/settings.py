@@ -223,6 +223,11 @@ SOFIIA_SENDS_ACTIVE_MAX = env_int("SOFIIA_SENDS_ACTIVE_MAX", 8, minimum=1)
 # started any other way makes its own.
 SOFIIA_INSTANCE_DIR = env_str("SOFIIA_INSTANCE_DIR", "")
 SOFIIA_NODE_STATUS_CACHE_SECONDS = 5
+# A node is an untrusted upstream: its answers are cut off past this many bytes.
+SOFIIA_NODE_MAX_RESPONSE_BYTES = env_int("SOFIIA_NODE_MAX_RESPONSE_BYTES", 1024 * 1024, minimum=1024)
+# What a send carries of its chat: earlier exchanges (a chat's default) and their text budget.
+SOFIIA_CONTEXT_TURNS = env_int("SOFIIA_CONTEXT_TURNS", 10, minimum=0, maximum=50)
+SOFIIA_CONTEXT_MAX_CHARS = env_int("SOFIIA_CONTEXT_MAX_CHARS", 32000, minimum=0)
 
 SOFIIA_RATE_LIMIT_CHAT = env_rate("SOFIIA_RATE_LIMIT_CHAT", "30/60")
 SOFIIA_RATE_LIMIT_OPERATOR = env_rate("SOFIIA_RATE_LIMIT_OPERATOR", "120/60")
