@@ -51,8 +51,8 @@ from nodes.infer import InferResult  # noqa: E402
 VARIANTS = ("no audit", "plain insert", "hash chain")
 
 
-def _instant_infer(*, node: str, agent: str, prompt: str, **kwargs: object) -> InferResult:
-    return InferResult(response=f"{node}/{agent}: {prompt}", model="bench", tokens_used=None, backend="bench")
+def _instant_infer(*, node: str, agent: str, body: dict[str, object], **kwargs: object) -> InferResult:
+    return InferResult(response=f"{node}/{agent}: {body['prompt']}", model="bench", tokens_used=None, backend="bench")
 
 
 def _no_audit(**kwargs: object) -> None:

@@ -54,7 +54,7 @@ def bare_send(request: HttpRequest, chat_id: int) -> JsonResponse:
         delivery_started_at=now,
     )
     db_connections_release()
-    result = infer(node=chat.node, agent=chat.agent, prompt=text)
+    result = infer(node=chat.node, agent=chat.agent, body={"prompt": text})
     with transaction.atomic():
         reply = Message.objects.create(
             chat=chat,

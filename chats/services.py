@@ -258,6 +258,10 @@ def _write_or_hand_over(operation: Callable[[], T], *, what: str) -> T:
         raise database_unavailable() from None
 
 
+def _legacy_body(text: str) -> dict[str, object]:
+    return {"prompt": text, "model": None, "max_tokens": None, "temperature": None, "system_prompt": None}
+
+
 def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> SendResult:
     """Relay ``text`` to the chat's node and store both sides.
 
@@ -287,7 +291,7 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
     db_connections_release()
     try:
         with send_gate.released(), node_bulkhead().slot(chat.node):
-            result = infer(node=chat.node, agent=chat.agent, prompt=text)
+            result = infer(node=chat.node, agent=chat.agent, body=_legacy_body(text))
     except NodeError as error:
         outcome = AuditOutcome.TIMEOUT if error.code == "node_timeout" else AuditOutcome.FAILED
         # The closure outlives this block (it may be handed to the background).

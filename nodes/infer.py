@@ -8,9 +8,11 @@ in flight is not called at all (:class:`NodeBusy`, from ``nodes.bulkhead``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -59,6 +61,14 @@ class InferResult:
     model: str | None
     tokens_used: int | None
     backend: str | None
+    # How long the node took, from the request to the last byte of its answer.
+    latency_ms: int = 0
+
+
+def infer_body_bytes(body: Mapping[str, Any]) -> bytes:
+    """The exact bytes a node is sent for ``body``: one definition for the call and for the
+    digest the audit trail keeps of it (``audit_prompt`` rebuilds and compares them)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _read_body(response: requests.Response, node: str, deadline: float) -> bytes:
@@ -91,12 +101,10 @@ def _parse_result(node: str, raw: bytes) -> InferResult:
     return InferResult(response=body["response"], model=model, tokens_used=tokens, backend=backend)
 
 
-def infer(*, node: str, agent: str, prompt: str, timeout: float | None = None) -> InferResult:
-    """Ask ``agent`` on ``node`` to answer ``prompt``; raise :class:`NodeError` on any failure.
-
-    The console sets no model, token limit, temperature or system prompt: the protocol's
-    fields for them go as null, and the node applies the agent's own.
-    """
+def infer(*, node: str, agent: str, body: Mapping[str, Any], timeout: float | None = None) -> InferResult:
+    """Ask ``agent`` on ``node`` to answer the infer ``body`` (the protocol's JSON object:
+    ``prompt``, ``messages``, ``system_prompt``, ``model``, ``temperature``, ``max_tokens``);
+    raise :class:`NodeError` on any failure."""
     if not node_exists(node):
         raise NodeUnavailable(node, "unknown_node", "node is not configured in SOFIIA_NODES")
     if agent in (".", ".."):
@@ -104,15 +112,14 @@ def infer(*, node: str, agent: str, prompt: str, timeout: float | None = None) -
         raise NodeUnavailable(node, "bad_agent", f"agent name {agent!r} is not a path segment")
     timeout = settings.SOFIIA_INFER_TIMEOUT if timeout is None else timeout
     url = f"{node_url(node)}/v1/agents/{quote(agent, safe='')}/infer"
-    payload = {"prompt": prompt, "model": None, "max_tokens": None, "temperature": None, "system_prompt": None}
     started = time.monotonic()
     outcome = "ok"
     try:
         try:
             response = http_session().post(
                 url,
-                json=payload,
-                headers=request_id_headers(),
+                data=infer_body_bytes(body),
+                headers={**request_id_headers(), "Content-Type": "application/json"},
                 timeout=(min(_CONNECT_TIMEOUT, timeout), timeout),
                 stream=True,
             )
@@ -129,7 +136,8 @@ def infer(*, node: str, agent: str, prompt: str, timeout: float | None = None) -
                 raise NodeTimeout(node, "timeout", f"no answer within {timeout:g} s") from None
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise NodeUnavailable(node, "refused", f"connection broke ({type(exc).__name__})") from None
-        return _parse_result(node, raw)
+        result = _parse_result(node, raw)
+        return dataclasses.replace(result, latency_ms=round((time.monotonic() - started) * 1000))
     except NodeError as exc:
         outcome = exc.kind
         raise

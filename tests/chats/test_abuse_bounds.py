@@ -78,6 +78,6 @@ def test_an_agent_named_like_a_dot_segment_is_refused(alice, agent):
 
 def test_an_existing_dot_segment_agent_is_never_sent_to_the_node(alice, nodes):
     with pytest.raises(NodeUnavailable) as refused:
-        infer(node="NODA1", agent="..", prompt="where am I")
+        infer(node="NODA1", agent="..", body={"prompt": "where am I"})
     assert refused.value.kind == "bad_agent"
     assert nodes["NODA1"].calls == []

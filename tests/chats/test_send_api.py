@@ -54,8 +54,8 @@ def test_a_send_is_relayed_to_the_chats_node_over_http(alice, nodes, node, other
 def test_routing_through_a_monkeypatched_infer_function(alice, monkeypatch, nodes):
     seen = []
 
-    def fake_infer(*, node, agent, prompt, **kwargs):
-        seen.append((node, agent, prompt))
+    def fake_infer(*, node, agent, body, **kwargs):
+        seen.append((node, agent, body["prompt"]))
         return InferResult(response=f"patched {node}", model="m", tokens_used=None, backend="b")
 
     monkeypatch.setattr("chats.services.infer", fake_infer)

@@ -18,13 +18,13 @@ def counter(node: str, outcome: str) -> float:
 
 
 def test_a_healthy_node_answers(nodes):
-    result = infer(node="NODA1", agent="echo", prompt="hi there")
+    result = infer(node="NODA1", agent="echo", body={"prompt": "hi there"})
     assert result.response == "NODA1/echo: hi there"
     assert (result.model, result.tokens_used, result.backend) == ("dev-echo", 2, "dev-router")
 
 
 def test_agent_names_are_escaped_in_the_path(nodes):
-    result = infer(node="NODA2", agent="a.b-c_d", prompt="x")
+    result = infer(node="NODA2", agent="a.b-c_d", body={"prompt": "x"})
     assert result.response == "NODA2/a.b-c_d: x"
 
 
@@ -34,7 +34,7 @@ def test_agent_names_are_escaped_in_the_path(nodes):
 def test_broken_answers_are_node_unavailable(nodes, agent, kind):
     before = counter("NODA1", kind)
     with pytest.raises(NodeUnavailable) as failure:
-        infer(node="NODA1", agent=agent, prompt="x")
+        infer(node="NODA1", agent=agent, body={"prompt": "x"})
     assert failure.value.kind == kind
     assert failure.value.code == "node_unavailable"
     assert counter("NODA1", kind) == before + 1
@@ -43,7 +43,7 @@ def test_broken_answers_are_node_unavailable(nodes, agent, kind):
 def test_a_slow_node_times_out(nodes):
     started = time.monotonic()
     with pytest.raises(NodeTimeout) as failure:
-        infer(node="NODA1", agent="slow5", prompt="x", timeout=0.3)
+        infer(node="NODA1", agent="slow5", body={"prompt": "x"}, timeout=0.3)
     assert failure.value.code == "node_timeout"
     assert time.monotonic() - started < 3
 
@@ -51,13 +51,13 @@ def test_a_slow_node_times_out(nodes):
 def test_a_closed_port_is_refused(settings):
     settings.SOFIIA_NODES = {"DOWN": f"http://127.0.0.1:{free_port()}"}
     with pytest.raises(NodeUnavailable) as failure:
-        infer(node="DOWN", agent="echo", prompt="x")
+        infer(node="DOWN", agent="echo", body={"prompt": "x"})
     assert failure.value.kind == "refused"
 
 
 def test_an_unknown_node_is_unavailable():
     with pytest.raises(NodeUnavailable) as failure:
-        infer(node="NOWHERE", agent="echo", prompt="x")
+        infer(node="NOWHERE", agent="echo", body={"prompt": "x"})
     assert failure.value.kind == "unknown_node"
 
 
@@ -135,27 +135,27 @@ def http_200(body: bytes, content_type: str = "application/json") -> bytes:
 def test_json_that_breaks_the_protocol_is_a_bad_response(raw_node, body):
     raw_node(http_200(body))
     with pytest.raises(NodeUnavailable) as failure:
-        infer(node="RAW", agent="echo", prompt="x")
+        infer(node="RAW", agent="echo", body={"prompt": "x"})
     assert failure.value.kind == "bad_response"
 
 
 def test_a_connection_closed_mid_answer_is_unavailable(raw_node):
     raw_node(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"resp')
     with pytest.raises(NodeUnavailable):
-        infer(node="RAW", agent="echo", prompt="x", timeout=2)
+        infer(node="RAW", agent="echo", body={"prompt": "x"}, timeout=2)
 
 
 def test_an_answer_that_is_not_http_is_unavailable(raw_node):
     raw_node(b"SSH-2.0-OpenSSH\r\n")
     with pytest.raises(NodeUnavailable) as failure:
-        infer(node="RAW", agent="echo", prompt="x", timeout=2)
+        infer(node="RAW", agent="echo", body={"prompt": "x"}, timeout=2)
     assert failure.value.kind == "refused"
 
 
 def test_a_huge_answer_is_refused(raw_node):
     raw_node(http_200(b'{"response": "' + b"x" * (MAX_RESPONSE_BYTES + 10) + b'"}'))
     with pytest.raises(NodeUnavailable) as failure:
-        infer(node="RAW", agent="echo", prompt="x", timeout=10)
+        infer(node="RAW", agent="echo", body={"prompt": "x"}, timeout=10)
     assert failure.value.kind == "bad_response"
 
 
@@ -164,5 +164,5 @@ def test_a_trickling_answer_is_cut_at_the_total_timeout(raw_node):
     raw_node(http_200(body), drip_seconds=0.2, chunk=8)  # about 5.5 s to send it all
     started = time.monotonic()
     with pytest.raises(NodeTimeout):
-        infer(node="RAW", agent="echo", prompt="x", timeout=0.5)
+        infer(node="RAW", agent="echo", body={"prompt": "x"}, timeout=0.5)
     assert time.monotonic() - started < 4
