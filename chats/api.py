@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chats.errors import MessageDeliveryFailed
+from chats.idempotency import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
 from chats.selectors import chat_get_for_operator, chat_list_for_operator, message_list_for_chat
-from chats.sending import IDEMPOTENCY_KEY_HEADER, SendRequest, send_pipeline
+from chats.sending import send_for_request, send_limit_headers
 from chats.serializers import (
     ChatInputSerializer,
     ChatOutputSerializer,
@@ -20,9 +25,11 @@ from chats.serializers import (
     SendErrorSerializer,
     SendInputSerializer,
     SendOutputSerializer,
+    send_text_validated,
 )
-from chats.services import chat_create
+from chats.services import SendOutcome, chat_create
 from operators.auth import authenticated_operator
+from sofiia.lib.errors import ApplicationError, error_body
 from sofiia.lib.openapi import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -34,6 +41,7 @@ from sofiia.lib.openapi import (
     retry_after_header,
 )
 from sofiia.lib.pagination import keyset_page, parse_limit
+from sofiia.lib.parsers import JSONParser
 
 CHAT_ID = id_parameter("chat_id", "The chat's id.")
 _RATE_LIMIT_HEADERS = [
@@ -194,20 +202,47 @@ class ChatSendApi(APIView):
         tags=["chats"],
     )
     def post(self, request: Request, chat_id: int) -> Response:
-        body = request.data if isinstance(request.data, dict) else {}
-        send = SendRequest(
-            operator=authenticated_operator(request),
-            chat_id=chat_id,
-            text=body.get("text"),
-            idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER),
-        )
         try:
-            outcome = send_pipeline(send)
+            outcome = send_for_request(request, chat_id)
         except MessageDeliveryFailed as failure:
             failure.extra["operator_message"] = MessageOutputSerializer(failure.message).data
             raise
-        body = {
-            "operator_message": MessageOutputSerializer(outcome.operator_message).data,
-            "reply": MessageOutputSerializer(outcome.reply).data,
-        }
-        return Response(body, status=status.HTTP_201_CREATED, headers=outcome.headers)
+        return Response(_send_body(outcome), status=status.HTTP_201_CREATED, headers=outcome.headers)
+
+
+def _send_body(outcome: SendOutcome) -> dict[str, Any]:
+    return {
+        "operator_message": MessageOutputSerializer(outcome.operator_message).data,
+        "reply": MessageOutputSerializer(outcome.reply).data,
+    }
+
+
+class ApiSendSurface:
+    """The API's send for the idempotency middleware: the JSON body's ``text`` and the
+    ``Idempotency-Key`` header in; refusals and replays out as the view itself answers them."""
+
+    def read(self, request: HttpRequest) -> tuple[str, str | None]:
+        try:
+            data = Request(request, parsers=[JSONParser()]).data
+        except (drf_exceptions.ParseError, drf_exceptions.UnsupportedMediaType) as exc:
+            raise ApplicationError(str(exc.detail), code=str(exc.get_codes()), status=exc.status_code) from None
+        return send_text_validated(data), request.headers.get(IDEMPOTENCY_KEY_HEADER)
+
+    def refused(self, request: HttpRequest, chat_id: int, refusal: ApplicationError) -> HttpResponse:
+        headers = {**refusal.headers, **send_limit_headers(operator=request.user, chat_id=chat_id)}  # type: ignore[arg-type]
+        return _json(error_body(refusal.code, refusal.detail, **refusal.extra), status=refusal.status, headers=headers)
+
+    def replayed(self, request: HttpRequest, chat_id: int, outcome: SendOutcome) -> HttpResponse:
+        headers = {**send_limit_headers(operator=request.user, chat_id=chat_id), REPLAYED_HEADER: "true"}  # type: ignore[arg-type]
+        return _json(_send_body(outcome), status=status.HTTP_201_CREATED, headers=headers)
+
+
+def _json(data: Any, *, status: int, headers: Mapping[str, str]) -> HttpResponse:
+    # Rendered as DRF renders the view's own answers: a replay is byte for byte the same body.
+    response = HttpResponse(JSONRenderer().render(data), status=status, content_type="application/json")
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+API_SEND = ApiSendSurface()

@@ -3,6 +3,8 @@ from django.urls import path
 from django.views.i18n import set_language
 
 from chats import views
+from chats.middleware import idempotent
+from chats.send_gate import send_gated
 from operators.login import ConsoleAuthenticationForm
 
 app_name = "console"
@@ -10,7 +12,11 @@ app_name = "console"
 urlpatterns = [
     path("", views.chat_list, name="chat-list"),
     path("chats/<id:chat_id>/", views.chat_detail, name="chat-detail"),
-    path("chats/<id:chat_id>/send", views.chat_send, name="chat-send"),
+    path(
+        "chats/<id:chat_id>/send",
+        send_gated(idempotent(surface=views.CONSOLE_SEND)(views.chat_send)),
+        name="chat-send",
+    ),
     path("chats/<id:chat_id>/updates", views.chat_updates, name="chat-updates"),
     path("chats/<id:chat_id>/older", views.chat_older, name="chat-older"),
     path("chats/<id:chat_id>/rename", views.chat_rename_view, name="chat-rename"),

@@ -21,6 +21,24 @@ class UnknownNode(ApplicationError):
     code = "unknown_node"
 
 
+class InvalidInput(ApplicationError):
+    status = 400
+    code = "invalid_input"
+
+
+class ChatArchived(ApplicationError):
+    status = 409
+    code = "chat_archived"
+
+
+class IdempotencyKeyRequired(ApplicationError):
+    code = "idempotency_key_required"
+
+
+class IdempotencyKeyInvalid(ApplicationError):
+    code = "idempotency_key_invalid"
+
+
 class IdempotencyKeyReused(ApplicationError):
     status = 422
     code = "idempotency_key_reused"

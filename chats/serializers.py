@@ -8,6 +8,7 @@ from django.db import models
 from rest_framework import serializers
 
 from chats.models import MESSAGE_TEXT_MAX_LENGTH, Chat, Message
+from sofiia.lib.errors import validation_error
 from sofiia.lib.fields import StrictCharField
 from sofiia.lib.openapi import ErrorSerializer
 
@@ -63,13 +64,32 @@ class MessagePageSerializer(serializers.Serializer[Any]):
     )
 
 
-class SendInputSerializer(serializers.Serializer[Any]):
-    """The body of a send, as the API describes it; the send pipeline checks it itself
-    (``chats.sending``), with the same rules for the console's form."""
+def _not_only_whitespace(text: str) -> None:
+    if not text.strip():
+        raise serializers.ValidationError("This field may not be blank.", code="blank")
 
-    text = serializers.CharField(
-        min_length=1, max_length=MESSAGE_TEXT_MAX_LENGTH, trim_whitespace=False, help_text="No NUL characters."
+
+class SendInputSerializer(serializers.Serializer[Any]):
+    """The body of a send: the one definition of a valid send, for the API, the console's
+    form (both through :func:`send_text_validated`) and the OpenAPI description."""
+
+    text = StrictCharField(
+        min_length=1,
+        max_length=MESSAGE_TEXT_MAX_LENGTH,
+        # Kept as typed (the agent sees the operator's own spacing), but never blank.
+        trim_whitespace=False,
+        validators=[_not_only_whitespace],
+        help_text="Not blank or only whitespace; no NUL or lone surrogate characters.",
     )
+
+
+def send_text_validated(data: Any) -> str:
+    """The text of a send body (a mapping with ``text``), or ``invalid_input`` naming the problem."""
+    serializer = SendInputSerializer(data=data)
+    if not serializer.is_valid():
+        raise validation_error(serializer.errors)
+    text: str = serializer.validated_data["text"]
+    return text
 
 
 class SendOutputSerializer(serializers.Serializer[Any]):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -13,12 +13,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
 from audit.actions import AuditAction, AuditOutcome
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_budgeted
 from chats.errors import MessageDeliveryFailed, UnknownNode
 from chats.idempotency import delivery_lease_seconds, in_flight_error, request_fingerprint, reused_error
 from chats.limits import refuse_over_limit
 from chats.metrics import SEND_DURATION
 from chats.models import Chat, Message
+from chats.send_gate import send_gate_given_up
 from nodes.bulkhead import node_bulkhead
 from nodes.infer import NodeError, infer
 from nodes.registry import default_node, node_exists
@@ -26,19 +27,22 @@ from ratelimit.services import ratelimit_chat_create_hit
 from sofiia.lib.clock import clock_now
 from sofiia.lib.db import db_commit_guard, db_connections_release, db_finish_later, db_retry
 from sofiia.lib.errors import database_unavailable, is_database_outage
-from sofiia.lib.gate import send_gate
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class SendResult:
+@dataclass
+class SendOutcome:
+    """What a send with a key came to: its message and the reply."""
+
     operator_message: Message
     reply: Message
     # True when the key had already delivered this message: nothing was sent again.
     replayed: bool
+    # The answer's headers: the rate-limit state, the replay mark (chats.sending).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def chat_create(*, operator: User, title: str, agent: str, node: str | None = None) -> Chat:
@@ -197,27 +201,50 @@ def _operator_message_take(
     raise in_flight_error()
 
 
-def message_send_stored(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> SendResult | None:
+def message_send_stored(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> SendOutcome | None:
     """The stored result of a delivered send with this key, to replay without sending again;
-    ``None`` when the key has delivered nothing yet (or is new)."""
+    ``None`` when the key has delivered nothing yet (or is new), or failed and may be retried.
+
+    A key whose message another attempt is still delivering is 409 here, before the send
+    spends any quota: a client retrying a send in flight (after a worker died, say) spends
+    nothing until the message can be delivered again.
+    """
     # Every fresh send asks this, so the common answer (no such key) is one indexed lookup of
-    # two columns; the messages themselves are loaded only for a replay.
+    # a few columns; the messages themselves are loaded only for a replay.
     found = (
         Message.objects.filter(
             chat=chat, operator=operator, idempotency_key=idempotency_key, role=Message.Role.OPERATOR
         )
-        .values_list("pk", "status", "text")
+        .values_list("pk", "status", "text", "delivery_started_at")
         .first()
     )
     if found is None:
         return None
-    pk, status, stored_text = found
+    pk, status, stored_text, started_at = found
     if request_fingerprint(stored_text) != request_fingerprint(text):
         raise reused_error()
+    lease_start = clock_now() - timedelta(seconds=delivery_lease_seconds())
+    if status == Message.Status.PENDING and started_at is not None and started_at > lease_start:
+        raise in_flight_error()
     if status != Message.Status.DELIVERED:
         return None
     existing = Message.objects.select_related("reply").get(pk=pk)
-    return SendResult(operator_message=existing, reply=existing.reply, replayed=True)
+    return SendOutcome(operator_message=existing, reply=existing.reply, replayed=True)
+
+
+def message_replay_record(*, operator: User, message: Message, key: str, source: str) -> None:
+    """Note a replay of ``message`` (from the idempotency ``cache`` or the ``database``):
+    counted in the audit trail within the operator's budget, as refusals are."""
+    audit_record_budgeted(
+        budget_key=f"operator:{operator.pk}",
+        actor=operator.get_username(),
+        action=AuditAction.MESSAGE_REPLAY,
+        target_type="message",
+        target_id=message.pk,
+        chat_id=message.chat_id,
+        details={"source": source, "idempotency_key": key},
+    )
+    logger.info("idempotency.replay", extra={"chat_id": message.chat_id, "operator": operator.get_username()})
 
 
 def _send_log(*, operator: User, chat: Chat, message: Message, status: str, started: float, **extra: object) -> None:
@@ -262,7 +289,7 @@ def _legacy_body(text: str) -> dict[str, object]:
     return {"prompt": text, "model": None, "max_tokens": None, "temperature": None, "system_prompt": None}
 
 
-def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> SendResult:
+def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> SendOutcome:
     """Relay ``text`` to the chat's node and store both sides.
 
     The operator message is committed as ``pending`` before the node is called; no
@@ -280,7 +307,7 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
     )
     if delivered:
         # Another send with this key delivered it while this one was on its way here.
-        return SendResult(operator_message=message, reply=Message.objects.get(reply_to=message), replayed=True)
+        return SendOutcome(operator_message=message, reply=Message.objects.get(reply_to=message), replayed=True)
 
     audit_details = {
         "node": chat.node,
@@ -290,7 +317,7 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
     }
     db_connections_release()
     try:
-        with send_gate.released(), node_bulkhead().slot(chat.node):
+        with send_gate_given_up(), node_bulkhead().slot(chat.node):
             result = infer(node=chat.node, agent=chat.agent, body=_legacy_body(text))
     except NodeError as error:
         outcome = AuditOutcome.TIMEOUT if error.code == "node_timeout" else AuditOutcome.FAILED
@@ -351,4 +378,4 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
     reply = _write_or_hand_over(store_reply, what="message.reply")
     message.status, message.failure = Message.Status.DELIVERED, ""
     _send_log(operator=operator, chat=chat, message=message, status="delivered", started=started)
-    return SendResult(operator_message=message, reply=reply, replayed=False)
+    return SendOutcome(operator_message=message, reply=reply, replayed=False)

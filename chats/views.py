@@ -33,8 +33,9 @@ from chats.selectors import (
     message_list_for_chat,
     message_list_near,
 )
-from chats.sending import SendRequest, send_gated, send_pipeline
-from chats.services import chat_archive, chat_create, chat_rename
+from chats.sending import send_for_request
+from chats.serializers import send_text_validated
+from chats.services import SendOutcome, chat_archive, chat_create, chat_rename
 from nodes.registry import NodeStatus, node_statuses
 from operators.auth import authenticated_operator, operator_required, operator_role_required
 from sofiia.lib.errors import ApplicationError
@@ -202,31 +203,45 @@ def chat_updates(request: HttpRequest, chat_id: int) -> HttpResponse:
     return JsonResponse(body)
 
 
-@send_gated
 @login_required_back_to_chat
 @operator_role_required
 @require_POST
 def chat_send(request: HttpRequest, chat_id: int) -> HttpResponse:
-    """The form's send: the same pipeline as the API's. A refusal is shown above the composer,
-    and the draft is kept unless the message was stored."""
-    text = request.POST.get("text")
-    send = SendRequest(
-        operator=authenticated_operator(request),
-        chat_id=chat_id,
-        # Browsers submit a textarea's line breaks as CRLF; the script and the API send LF.
-        # The same message must read the same whichever way it was sent or retried.
-        text=text.replace("\r\n", "\n") if text is not None else None,
-        idempotency_key=request.POST.get("idempotency_key"),
-    )
+    """The form's send: the same pipeline as the API's, behind the same idempotency
+    middleware (``console_urls``). A refusal is shown above the composer, and the draft is
+    kept unless the message was stored."""
     try:
-        send_pipeline(send)
+        send_for_request(request, chat_id)
     except ChatNotFound:
         raise Http404("Chat not found") from None
     except ApplicationError as refusal:
+        return CONSOLE_SEND.refused(request, chat_id, refusal)
+    return redirect(_chat_url(chat_id) + "#composer")
+
+
+class ConsoleSendSurface:
+    """The console form's send for the idempotency middleware: the form's ``text`` and
+    ``idempotency_key`` in; a refusal shown above the composer with the draft kept, a replay
+    back to the chat, where the message already stands."""
+
+    def read(self, request: HttpRequest) -> tuple[str, str | None]:
+        text = request.POST.get("text")
+        # Browsers submit a textarea's line breaks as CRLF; the script and the API send LF.
+        # The same message must read the same whichever way it was sent or retried.
+        data = {} if text is None else {"text": text.replace("\r\n", "\n")}
+        return send_text_validated(data), request.POST.get("idempotency_key")
+
+    def refused(self, request: HttpRequest, chat_id: int, refusal: ApplicationError) -> HttpResponse:
         messages.error(request, _refusal_text(refusal))
         if not isinstance(refusal, MessageDeliveryFailed):
             _draft_keep(request, chat_id)
-    return redirect(_chat_url(chat_id) + "#composer")
+        return redirect(_chat_url(chat_id) + "#composer")
+
+    def replayed(self, request: HttpRequest, chat_id: int, outcome: SendOutcome) -> HttpResponse:
+        return redirect(_chat_url(chat_id) + "#composer")
+
+
+CONSOLE_SEND = ConsoleSendSurface()
 
 
 @login_required_back_to_chat

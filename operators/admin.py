@@ -8,7 +8,6 @@ from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.http import HttpRequest
-from rest_framework.authtoken.models import TokenProxy
 
 from audit.admin import AuditedAdminMixin
 from operators.login import AdminLoginForm
@@ -47,6 +46,3 @@ class ApiTokenAdmin(AuditedAdminMixin, admin.ModelAdmin[ApiToken]):
 for _model, _model_admin in ((User, AuditedUserAdmin), (Group, AuditedGroupAdmin)):
     admin.site.unregister(_model)
     admin.site.register(_model, _model_admin)
-# The plain-text tokens of DRF's authtoken app are gone (hashed by a migration); its table
-# stays empty and out of the admin.
-admin.site.unregister(TokenProxy)

@@ -1,7 +1,14 @@
 """Operator authentication and authorisation.
 
-API: ``Authorization: Bearer <token>`` against the hashed tokens of ``operators.models``, or
-a console session. Both the API (``IsOperator``, DRF's default permission) and the console
+Who the operator is, is worked out once per request, and only when something first asks:
+Django's ``AuthenticationMiddleware`` sets ``request.user`` lazily from the console session,
+and :class:`BearerTokenMiddleware` after it, for ``/api/`` requests that carry
+``Authorization: Bearer <token>``, lazily from the hashed tokens of ``operators.models``.
+DRF reads that same user (:class:`OperatorAuthentication`) instead of authenticating again,
+so the send path's idempotency middleware, DRF and the view share one lookup — made inside
+the send gate, by the first of them to ask.
+
+Both the API (``IsOperator``, DRF's default permission) and the console
 (``operator_required``) then require the operator role; anyone else authenticated gets 403
 and an ``authz.denied`` audit event.
 """
@@ -15,12 +22,13 @@ from functools import cache, wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import AnonymousUser, Group, User
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -29,25 +37,62 @@ from operators.models import ApiToken
 from operators.roles import OPERATORS_GROUP, is_operator, remember_role
 from operators.tokens import TOKEN_FORMAT, token_digest
 from sofiia.lib.clock import clock_now
+from sofiia.lib.paths import is_api_path
+
+BEARER = "Bearer"
+# Set on the request by BearerTokenMiddleware: the refusal of a bad token, once it was looked at.
+_TOKEN_FAILURE = "_sofiia_token_failure"  # noqa: S105 - an attribute name
+_VIA_TOKEN = "_sofiia_via_token"  # noqa: S105 - an attribute name
 
 
-class BearerTokenAuthentication(BaseAuthentication):
-    keyword = "Bearer"
+class BearerTokenMiddleware:
+    """``request.user`` from an API request's bearer token, looked up on first use.
 
-    def authenticate(self, request: Request) -> tuple[User, None] | None:
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword.lower().encode():
-            return None
+    Runs after Django's ``AuthenticationMiddleware`` and replaces its (session) user for
+    ``/api/`` requests that carry ``Authorization: Bearer …``. A bad token leaves the request
+    anonymous and remembers why, for DRF to answer 401 with the reason.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        parts = header.split()
+        if parts and parts[0].lower() == BEARER.lower() and is_api_path(request.path):
+            setattr(request, _VIA_TOKEN, True)
+            request.user = SimpleLazyObject(lambda: _bearer_user(request, parts))  # type: ignore[assignment]
+        return self.get_response(request)
+
+
+def _bearer_user(request: HttpRequest, parts: list[str]) -> User | AnonymousUser:
+    try:
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Invalid token header: give `Bearer <token>`.")
-        try:
-            token = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Invalid token.") from None
-        return token_user(token), None
+        # WSGI hands header bytes over as latin-1: anything outside ASCII is no token of ours.
+        if not parts[1].isascii():
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        return token_user(parts[1])
+    except exceptions.AuthenticationFailed as failure:
+        setattr(request, _TOKEN_FAILURE, failure)
+        return AnonymousUser()
+
+
+class OperatorAuthentication(SessionAuthentication):
+    """DRF's authentication: the user the middlewares already put on the request (a bearer
+    token's, or the console session's with DRF's CSRF check), never a second lookup."""
+
+    def authenticate(self, request: Request) -> tuple[User, None] | None:
+        http_request = request._request
+        if not getattr(http_request, _VIA_TOKEN, False):
+            return super().authenticate(request)
+        user = http_request.user
+        if not user.is_authenticated:  # evaluates the lazy lookup, which records a failure
+            raise getattr(http_request, _TOKEN_FAILURE, exceptions.AuthenticationFailed("Invalid token."))
+        return user, None
 
     def authenticate_header(self, request: Request) -> str:
-        return self.keyword
+        return BEARER
 
 
 def token_user(token: str) -> User:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 HEALTH_PATHS = {
@@ -27,16 +28,24 @@ _REQUEST_ID_HEADER = {
 _REQUEST_ID = {"$ref": "#/components/headers/X-Request-ID"}
 
 
-class BearerTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "operators.auth.BearerTokenAuthentication"
-    name = "bearerAuth"
+class OperatorScheme(OpenApiAuthenticationExtension):
+    """An operator's bearer token, or the console's session cookie: either one will do."""
 
-    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "An operator's API token, from `manage.py create_operator NAME --token`.",
-        }
+    target_class = "operators.auth.OperatorAuthentication"
+    name = ["bearerAuth", "cookieAuth"]
+
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        return [{"bearerAuth": []}, {"cookieAuth": []}]
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An operator's API token, from `manage.py create_operator NAME --token`.",
+            },
+            {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME},
+        ]
 
 
 def _health_components() -> dict[str, Any]:

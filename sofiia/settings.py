@@ -58,7 +58,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_prometheus",
@@ -83,6 +82,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Both set request.user lazily: the first to ask (inside the send gate, for a send) looks it up.
+    "operators.auth.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -259,10 +260,8 @@ SOFIIA_VERSION = env_str("SOFIIA_VERSION", "")
 # --- API ---------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "operators.auth.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
+    # The user the authentication middlewares put on the request: one lookup per request.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["operators.auth.OperatorAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["operators.auth.IsOperator"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["sofiia.lib.parsers.JSONParser"],

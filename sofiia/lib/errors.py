@@ -10,7 +10,6 @@ under ``/api/`` is ever answered with an HTML page.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -22,12 +21,10 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from sofiia.lib.paths import is_api_path
+
 logger = logging.getLogger(__name__)
 
-API_PREFIX = "/api/"
-# What a client may mean by a path under /api/: repeated slashes and any case ("//api/x",
-# "/API/x") resolve to no view, but they are still answered in the API's JSON.
-_API_PATH = re.compile(r"^/+api(?:/|$)", re.IGNORECASE)
 # How long a client is told to wait when a dependency is away: a PostgreSQL restart takes
 # a few seconds.
 DEPENDENCY_RETRY_AFTER_SECONDS = 5
@@ -72,10 +69,6 @@ class ApplicationError(Exception):
             self.status = status
         self.extra = dict(extra or {})
         self.headers = dict(headers or {})
-
-
-def is_api_path(path: str) -> bool:
-    return _API_PATH.match(path) is not None
 
 
 class DatabaseUnavailable(ApplicationError):
@@ -137,6 +130,15 @@ def _flatten_validation(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "non_field_errors": [str(detail)]}
 
 
+def validation_error(detail: Any) -> ApplicationError:
+    """Validation errors (DRF's ``serializer.errors``) as the contract's ``invalid_input``:
+    the first problem in ``detail``, every field's in ``fields``."""
+    fields = _flatten_validation(detail)
+    first_field, messages = next(iter(fields.items()), ("", ["Invalid input."]))
+    text = f"{first_field}: {messages[0]}" if first_field != "non_field_errors" else messages[0]
+    return ApplicationError(text, code="invalid_input", status=400, extra={"fields": fields})
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if is_database_outage(exc):
         _log_outage(exc)
@@ -146,10 +148,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("payload_too_large", "The request body is too large."), status=413)
     if isinstance(exc, drf_exceptions.ValidationError):
-        fields = _flatten_validation(exc.detail)
-        first_field, messages = next(iter(fields.items()), ("", ["Invalid input."]))
-        detail = f"{first_field}: {messages[0]}" if first_field != "non_field_errors" else messages[0]
-        return Response(error_body("invalid_input", detail, fields=fields), status=400)
+        exc = validation_error(exc.detail)
+        return Response(error_body(exc.code, exc.detail, **exc.extra), status=exc.status)
 
     response = drf_exception_handler(exc, context)
     if response is None:

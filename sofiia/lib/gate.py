@@ -54,6 +54,10 @@ class ConcurrencyGate:
             self._holding.reset(token)
             semaphore.release()
 
+    def is_held(self) -> bool:
+        """Whether the running request holds a place."""
+        return self._holding.get()
+
     @contextmanager
     def released(self) -> Iterator[None]:
         """Give the place up for the block, if this request holds one, and take one back after."""

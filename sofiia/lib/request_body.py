@@ -22,7 +22,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.http.request import UnreadablePostError
 
-from sofiia.lib.errors import is_api_path, json_error
+from sofiia.lib.errors import json_error
+from sofiia.lib.paths import is_api_path
 
 logger = logging.getLogger(__name__)
 

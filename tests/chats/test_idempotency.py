@@ -9,7 +9,7 @@ from django.core.cache import caches
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from chats.idempotency import cache_key, delivery_lease_seconds, idempotency_guard
+from chats.idempotency import cache_key, delivery_lease_seconds, idempotency_claim
 from chats.models import Message
 from nodes.infer import NodeUnavailable
 from tests.caches import clear_caches
@@ -89,9 +89,10 @@ def test_a_key_still_in_flight_is_a_409_with_retry_after(alice, client):
     idempotency_key = key()
     conflicts_before = metric(client, "conflict")
     # Another worker holds the key while its node call runs.
-    with idempotency_guard(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, text="slow one") as held:
-        assert held.claimed
-        response = alice.send(chat["id"], "slow one", key=idempotency_key)
+    held = idempotency_claim(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, text="slow one")
+    assert held.claimed
+    response = alice.send(chat["id"], "slow one", key=idempotency_key)
+    held.release()
     assert response.status_code == 409
     assert response.json()["error"] == "idempotency_key_in_flight"
     assert int(response["Retry-After"]) >= 1
@@ -102,8 +103,9 @@ def test_a_key_still_in_flight_is_a_409_with_retry_after(alice, client):
 def test_a_different_text_in_flight_is_a_422_not_a_409(alice):
     chat = alice.new_chat()
     idempotency_key = key()
-    with idempotency_guard(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, text="a"):
-        assert alice.send(chat["id"], "b", key=idempotency_key).status_code == 422
+    held = idempotency_claim(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, text="a")
+    assert held.claimed
+    assert alice.send(chat["id"], "b", key=idempotency_key).status_code == 422
 
 
 def test_a_retry_after_a_node_failure_redelivers_the_same_message(alice, monkeypatch, nodes):
@@ -203,8 +205,7 @@ def test_a_claim_left_by_a_crashed_worker_expires(alice, nodes, clock):
     chat = alice.new_chat()
     idempotency_key = key()
     # The crashed worker claimed the key and stored the pending message, then died.
-    crashed = idempotency_guard(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, text="orphaned")
-    crashed.__enter__()
+    assert idempotency_claim(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, text="orphaned").claimed
     Message.objects.create(
         chat_id=chat["id"], role="operator", text="orphaned", node="NODA1", status="pending",
         operator=alice.user, idempotency_key=idempotency_key, attempts=1, delivery_started_at=timezone.now(),

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from chats.models import Message
@@ -111,4 +112,84 @@ def test_the_console_and_the_api_refuse_bad_input_with_the_same_words(alice, lim
     )
     assert api["error"] == "invalid_input"
     assert api["detail"] in page.content.decode()
+    assert not Message.objects.exists()
+
+
+def _pending_left_by_a_dead_worker(persona: Any, chat_id: int, text: str, key: str) -> Message:
+    """What a worker that died mid-send leaves: its pending message, and no cache claim."""
+    return Message.objects.create(
+        chat_id=chat_id, role="operator", text=text, node="NODA1", status="pending", operator=persona.user,
+        idempotency_key=key, attempts=1, delivery_started_at=timezone.now(),
+    )  # fmt: skip
+
+
+def test_retries_of_a_send_still_in_flight_spend_no_quota(alice, settings, nodes):
+    settings.SOFIIA_RATE_LIMIT_CHAT = RatePolicy(limit=2, window=3600)
+    chat = alice.new_chat()
+    key = uuid.uuid4().hex
+    _pending_left_by_a_dead_worker(alice, chat["id"], "still going", key)
+    before = remaining(alice, chat["id"])
+    answers = [alice.send(chat["id"], "still going", key=key) for _ in range(5)]
+    assert [(a.status_code, a.json()["error"]) for a in answers] == [(409, "idempotency_key_in_flight")] * 5
+    assert all(int(a["Retry-After"]) >= 1 for a in answers)
+    assert remaining(alice, chat["id"]) == before
+    assert not AuditEvent.objects.filter(action="ratelimit.block").exists()
+    assert nodes["NODA1"].calls_with("still going") == []
+
+
+def test_a_console_retry_of_a_send_in_flight_spends_no_quota(alice, settings, nodes):
+    settings.SOFIIA_RATE_LIMIT_CHAT = RatePolicy(limit=1, window=3600)
+    chat = alice.new_chat()
+    key = uuid.uuid4().hex
+    _pending_left_by_a_dead_worker(alice, chat["id"], "in flight", key)
+    browser = logged_in(alice)
+    for _ in range(3):
+        page = browser.post(
+            f"/console/chats/{chat['id']}/send", {"text": "in flight", "idempotency_key": key}, follow=True
+        )
+        assert "still being delivered" in page.content.decode()
+    assert remaining(alice, chat["id"])["chat"] == 1
+
+
+def test_an_archived_chat_takes_no_sends_and_spends_nothing(alice, limits, nodes):
+    chat = alice.new_chat()
+    browser = logged_in(alice)
+    assert browser.post(f"/console/chats/{chat['id']}/archive", {"archived": "on"}).status_code == 302
+    before = remaining(alice, chat["id"])
+    response = alice.send(chat["id"], "hello?", key=uuid.uuid4().hex)
+    assert (response.status_code, response.json()["error"]) == (409, "chat_archived")
+    page = browser.post(
+        f"/console/chats/{chat['id']}/send", {"text": "hello?", "idempotency_key": uuid.uuid4().hex}, follow=True
+    )
+    assert response.json()["detail"] in page.content.decode()
+    assert remaining(alice, chat["id"]) == before
+    assert not Message.objects.filter(chat_id=chat["id"]).exists()
+    assert nodes["NODA1"].calls_with("hello?") == []
+
+
+def test_a_send_delivered_before_its_chat_was_archived_still_replays(alice, limits, nodes):
+    chat = alice.new_chat()
+    key = uuid.uuid4().hex
+    first = alice.send(chat["id"], "before", key=key)
+    browser = logged_in(alice)
+    browser.post(f"/console/chats/{chat['id']}/archive", {"archived": "on"})
+    clear_caches()
+    again = alice.send(chat["id"], "before", key=key)
+    assert (again.status_code, again["Idempotent-Replayed"]) == (201, "true")
+    assert again.json() == first.json()
+
+
+@pytest.mark.parametrize("blank", [" ", "\n\n", "\t \r\n "])
+def test_a_blank_text_is_refused_before_anything_on_both_surfaces(alice, limits, nodes, blank):
+    chat = alice.new_chat()
+    before = remaining(alice, chat["id"])
+    api = alice.send(chat["id"], blank, key=uuid.uuid4().hex)
+    assert (api.status_code, api.json()["error"]) == (400, "invalid_input")
+    assert api.json()["fields"] == {"text": ["This field may not be blank."]}
+    browser = logged_in(alice)
+    page = browser.post(
+        f"/console/chats/{chat['id']}/send", {"text": blank, "idempotency_key": uuid.uuid4().hex}, follow=True
+    )
+    assert api.json()["detail"] in page.content.decode()
+    assert remaining(alice, chat["id"]) == before
     assert not Message.objects.exists()
