@@ -205,7 +205,8 @@ def test_a_claim_left_by_a_crashed_worker_expires(alice, nodes, clock):
     chat = alice.new_chat()
     idempotency_key = key()
     # The crashed worker claimed the key and stored the pending message, then died.
-    assert idempotency_claim(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, text="orphaned").claimed
+    crashed = idempotency_claim(operator_id=alice.user.pk, chat_id=chat["id"], key=idempotency_key, text="orphaned")
+    assert crashed.claimed
     Message.objects.create(
         chat_id=chat["id"], role="operator", text="orphaned", node="NODA1", status="pending",
         operator=alice.user, idempotency_key=idempotency_key, attempts=1, delivery_started_at=timezone.now(),
