@@ -90,5 +90,5 @@ def test_the_offset_page_is_the_keyset_page_read_by_offset(alice):
     client = Client(headers={"Authorization": f"Bearer {alice.token}"})
     keyset = client.get(f"/api/chats/{chat.pk}/messages?limit=3").json()
     second = client.get(f"/api/chats/{chat.pk}/messages?limit=3&cursor={keyset['next_cursor']}").json()
-    by_offset = client.get(f"/bench/offset/chats/{chat.pk}/messages?limit=3&offset=3").json()
+    by_offset = client.get(f"/api/bench/offset/chats/{chat.pk}/messages?limit=3&offset=3").json()
     assert [m["id"] for m in by_offset["items"]] == [m["id"] for m in second["items"]]
