@@ -272,7 +272,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "sofiia.lib.errors.api_exception_handler",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "sofiia.openapi.AutoSchema",
 }
 
 # The OpenAPI description (/api/schema/, docs/openapi.yaml) and its browsable docs
