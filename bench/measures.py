@@ -161,7 +161,8 @@ def deep_pages(setup: Setup, *, count: int, samples: int) -> dict[str, Any]:
         for name, (cursor, offset) in pages.items():
             keyset_url = f"{console.base}/api/chats/{chat.pk}/messages?limit=50"
             urls[f"keyset {name}"] = keyset_url + (f"&cursor={cursor}" if cursor else "")
-            urls[f"offset {name}"] = f"{console.base}/api/bench/offset/chats/{chat.pk}/messages?limit=50&offset={offset}"
+            offset_url = f"{console.base}/api/bench/offset/chats/{chat.pk}/messages"
+            urls[f"offset {name}"] = f"{offset_url}?limit=50&offset={offset}"
         for url in urls.values():
             for _ in range(2):
                 _timed_get(session, url)

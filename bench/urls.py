@@ -8,6 +8,8 @@ from sofiia.urls import urlpatterns as console_urlpatterns
 
 urlpatterns = [
     path("bench/bare/chats/<id:chat_id>/send", views.bare_send, name="bench-bare-send"),
-    path("api/bench/offset/chats/<id:chat_id>/messages", views.MessagesByOffset.as_view(), name="bench-offset-messages"),
+    path(
+        "api/bench/offset/chats/<id:chat_id>/messages", views.MessagesByOffset.as_view(), name="bench-offset-messages"
+    ),
     *console_urlpatterns,
 ]

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from chats.models import MESSAGE_TEXT_MAX_LENGTH, Chat, Message
 from sofiia.lib.errors import validation_error
-from sofiia.lib.fields import StrictCharField
+from sofiia.lib.fields import StrictCharField, not_blank
 from sofiia.lib.openapi import ErrorSerializer
 
 
@@ -64,11 +64,6 @@ class MessagePageSerializer(serializers.Serializer[Any]):
     )
 
 
-def _not_only_whitespace(text: str) -> None:
-    if not text.strip():
-        raise serializers.ValidationError("This field may not be blank.", code="blank")
-
-
 class SendInputSerializer(serializers.Serializer[Any]):
     """The body of a send: the one definition of a valid send, for the API, the console's
     form (both through :func:`send_text_validated`) and the OpenAPI description."""
@@ -78,7 +73,7 @@ class SendInputSerializer(serializers.Serializer[Any]):
         max_length=MESSAGE_TEXT_MAX_LENGTH,
         # Kept as typed (the agent sees the operator's own spacing), but never blank.
         trim_whitespace=False,
-        validators=[_not_only_whitespace],
+        validators=[not_blank],
         help_text="Not blank or only whitespace; no NUL or lone surrogate characters.",
     )
 

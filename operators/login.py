@@ -1,11 +1,21 @@
 """Login defences for the console and the admin.
 
-Password guesses are limited per user name (``SOFIIA_LOGIN_LIMIT_USERNAME``, 5 per 15 min by
-default) and per client address (``SOFIIA_LOGIN_LIMIT_ADDRESS``): a failed attempt spends one
-unit of both, and once either is spent the next attempt is refused — before the password
-hasher runs, so guessing costs the server nothing — with the wait shown. A successful login
-spends nothing. Attempts racing in parallel are checked before any of them has failed, so a
-burst can overshoot a limit by at most its own size.
+Failed logins are limited in three windows (sliding, ``N/SECONDS``), none of which lets a
+guesser lock a user out from where the user is:
+
+- per user *and* client address (``SOFIIA_LOGIN_LIMIT_USERNAME``, 5 per 15 min): the guesser
+  is stopped, the user logging in from anywhere else is not;
+- per client address (``SOFIIA_LOGIN_LIMIT_ADDRESS``, 30 per 15 min): one address spraying
+  many user names;
+- per user across all addresses (``SOFIIA_LOGIN_LIMIT_USER_CEILING``, 100 per 15 min): a
+  distributed guesser. It is high on purpose — twenty addresses must each spend their whole
+  per-user allowance to reach it — because it is the one window a guesser can use against
+  the user.
+
+A failed attempt spends one unit of all three, and once any is spent the next attempt is
+refused — before the password hasher runs, so guessing costs the server nothing — with the
+wait shown. A successful login spends nothing. Attempts racing in parallel are checked before
+any of them has failed, so a burst can overshoot a limit by at most its own size.
 
 Every refusal is counted (``sofiia_login_failures_total``) and written as an
 ``auth.login_failed`` audit event, budgeted per client address like refused audit reads.
@@ -39,12 +49,19 @@ class LoginGuard:
     surface: str  # "console" or "admin"
 
     def windows(self) -> tuple[Window, ...]:
-        by_name = settings.SOFIIA_LOGIN_LIMIT_USERNAME
+        user_address = settings.SOFIIA_LOGIN_LIMIT_USERNAME
         by_address = settings.SOFIIA_LOGIN_LIMIT_ADDRESS
+        ceiling = settings.SOFIIA_LOGIN_LIMIT_USER_CEILING
         name_key = hashlib.sha256(self.username.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return (
-            Window("username", f"login:user:{name_key}", by_name.limit, by_name.window),
+            Window(
+                "user_address",
+                f"login:user-addr:{name_key}:{self.address}",
+                user_address.limit,
+                user_address.window,
+            ),
             Window("address", f"login:addr:{self.address}", by_address.limit, by_address.window),
+            Window("user", f"login:user:{name_key}", ceiling.limit, ceiling.window),
         )
 
     def check(self) -> None:
@@ -52,13 +69,13 @@ class LoginGuard:
         outcome = limiter_acquire(self.windows(), consume=False)
         if outcome is None or outcome.allowed:
             return
-        scope = outcome.blocked_scope or "username"
+        scope = outcome.blocked_scope or "user_address"
         wait = max(1, math.ceil(outcome.state(scope).reset_after))
         self.record_failure("throttled", scope=scope, retry_after=wait)
         raise forms.ValidationError(
             "Too many failed logins %(scope)s. Try again in %(wait)s.",
             code="too_many_attempts",
-            params={"scope": "for this user" if scope == "username" else "from this address", "wait": _wait(wait)},
+            params={"scope": _REFUSED_SCOPES[scope], "wait": _wait(wait)},
         )
 
     def failed(self, reason: str) -> None:
@@ -77,6 +94,13 @@ class LoginGuard:
             target_type="user",
             details={"via": self.surface, "username": self.username[:150], "reason": reason, **details},
         )
+
+
+_REFUSED_SCOPES = {
+    "user_address": "for this user from this address",
+    "address": "from this address",
+    "user": "for this user",
+}
 
 
 def _wait(seconds: int) -> str:

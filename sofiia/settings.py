@@ -233,9 +233,12 @@ SOFIIA_CONTEXT_MAX_CHARS = env_int("SOFIIA_CONTEXT_MAX_CHARS", 32000, minimum=0)
 SOFIIA_RATE_LIMIT_CHAT = env_rate("SOFIIA_RATE_LIMIT_CHAT", "30/60")
 SOFIIA_RATE_LIMIT_OPERATOR = env_rate("SOFIIA_RATE_LIMIT_OPERATOR", "120/60")
 SOFIIA_RATE_LIMIT_CHAT_CREATE = env_rate("SOFIIA_RATE_LIMIT_CHAT_CREATE", "60/3600")
-# Console and admin logins: failed attempts per user name and per client address.
+# Console and admin logins: failed attempts per user from one client address (the name is
+# kept from when it counted per user alone), per client address, and per user from all
+# addresses together (a high ceiling against distributed guessing); see operators/login.py.
 SOFIIA_LOGIN_LIMIT_USERNAME = env_rate("SOFIIA_LOGIN_LIMIT_USERNAME", "5/900")
 SOFIIA_LOGIN_LIMIT_ADDRESS = env_rate("SOFIIA_LOGIN_LIMIT_ADDRESS", "30/900")
+SOFIIA_LOGIN_LIMIT_USER_CEILING = env_rate("SOFIIA_LOGIN_LIMIT_USER_CEILING", "100/900")
 # Off by default: a Redis that is down or full must not turn the limits off unnoticed.
 SOFIIA_RATE_LIMIT_FAIL_OPEN = env_bool("SOFIIA_RATE_LIMIT_FAIL_OPEN", False)
 SOFIIA_IDEMPOTENCY_TTL = env_int("SOFIIA_IDEMPOTENCY_TTL", 86400, minimum=1)
@@ -268,7 +271,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "sofiia.lib.errors.api_exception_handler",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "sofiia.openapi.AutoSchema",
 }
 
 # The OpenAPI description (/api/schema/, docs/openapi.yaml) and its browsable docs
@@ -346,12 +349,14 @@ CSP_EXEMPT_PREFIXES = ("/admin/", "/api/")
 # Console pages hold transcripts: never kept in the browser's cache (Back after logout).
 NO_STORE_PREFIXES = ("/console/",)
 
-# Console and admin passwords (create_operator --password too): 12 characters at least.
+# Console and admin passwords (create_operator --password and the admin's user forms): 12
+# characters at least, and not what a spraying list holds (operators/passwords.py).
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "operators.passwords.PredictablePasswordValidator"},
 ]
 
 LOGIN_URL = "console:login"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from django.contrib.staticfiles import finders
 from django.test import Client
@@ -97,3 +98,37 @@ def test_the_docs_page_loads_its_assets_from_this_instance(db):
         for source in sources:
             if source.startswith("/static/"):
                 assert finders.find(source.removeprefix("/static/")), source
+
+
+def test_a_new_chats_node_is_one_of_the_configured_nodes(db, settings, alice):
+    settings.SOFIIA_NODES = {**settings.SOFIIA_NODES, "EDGE7": settings.SOFIIA_NODES["NODA2"]}
+    node = schema(Client())["components"]["schemas"]["ChatInputRequest"]["properties"]["node"]
+    assert node["enum"] == [*settings.SOFIIA_NODES, None]
+    for name in settings.SOFIIA_NODES:
+        assert (
+            alice.api.post("/api/chats", {"title": "t", "agent": "echo", "node": name}, format="json").status_code
+            == 201
+        )
+    refused = alice.api.post("/api/chats", {"title": "t", "agent": "echo", "node": "NODA9"}, format="json")
+    assert refused.json()["error"] == "unknown_node"
+
+
+@pytest.mark.parametrize(
+    ("title", "valid"),
+    [("Деплой", True), (" a ", True), ("\x00", False), ("a\x00b", False), ("   ", False), ("\x1c\u3000\t", False)],
+)
+def test_the_text_pattern_says_what_the_server_refuses(db, alice, title, valid):
+    pattern = schema(Client())["components"]["schemas"]["ChatInputRequest"]["properties"]["title"]["pattern"]
+    assert bool(re.search(pattern, title)) is valid
+    response = alice.api.post("/api/chats", {"title": title, "agent": "echo"}, format="json")
+    assert response.status_code == (201 if valid else 400), response.content
+
+
+@pytest.mark.parametrize(("order", "status"), [("", 200), ("asc", 200), ("up", 400)])
+def test_an_optional_query_filter_given_empty_is_described_and_read_as_not_given(db, settings, order, status):
+    settings.SOFIIA_AUDIT_KEYS = ["openapi-test-audit-key-" + "k" * 24]
+    parameters = schema(Client())["paths"]["/api/audit"]["get"]["parameters"]
+    described = next(p for p in parameters if p["name"] == "order")["schema"]["enum"]
+    assert (order in described) is (status == 200)
+    answer = Client().get("/api/audit", {"order": order}, HTTP_X_AUDIT_KEY=settings.SOFIIA_AUDIT_KEYS[0])
+    assert answer.status_code == status

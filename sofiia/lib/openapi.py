@@ -13,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
-from sofiia.lib.pagination import MAX_LIMIT
+from sofiia.lib.pagination import CURSOR_PATTERN, MAX_CURSOR_LENGTH, MAX_LIMIT
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
@@ -84,9 +84,14 @@ def page_parameters() -> list[OpenApiParameter]:
         ),
         OpenApiParameter(
             "cursor",
-            OpenApiTypes.STR,
+            # An empty cursor is the first page, like none.
+            {"type": "string", "maxLength": MAX_CURSOR_LENGTH, "pattern": f"^$|{CURSOR_PATTERN}"},
             OpenApiParameter.QUERY,
-            description="The `next_cursor` of the previous page, as it was given (opaque).",
+            description=(
+                "The `next_cursor` of the previous page, as it was given: opaque and signed for its listing, "
+                "filters and order. A cursor of this shape that the server did not issue for this listing "
+                "(forged, tampered, or another listing's) is `400 invalid_cursor`."
+            ),
         ),
     ]
 

@@ -8,6 +8,7 @@ client can neither forge a position nor reuse a cursor of one listing in another
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -19,6 +20,12 @@ from sofiia.lib.errors import ApplicationError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+# What ``encode_cursor`` makes (``django.core.signing``: the URL-safe base64 of the position,
+# ``.``-prefixed when compressed, ``:`` and the 43-character SHA-256 signature), with room to
+# spare; the OpenAPI description states both. Anything else is refused before it is unsigned.
+CURSOR_PATTERN = r"^\.?[A-Za-z0-9_-]{1,400}:[A-Za-z0-9_-]{43}$"
+MAX_CURSOR_LENGTH = 445
+_CURSOR_SHAPE = re.compile(CURSOR_PATTERN)
 
 Order = Literal["asc", "desc"]
 M = TypeVar("M", bound=Model)
@@ -65,6 +72,8 @@ def encode_cursor(scope: str, position: Position, order: Order) -> str:
 
 
 def decode_cursor(scope: str, token: str, order: Order) -> Position:
+    if len(token) > MAX_CURSOR_LENGTH or not _CURSOR_SHAPE.fullmatch(token):
+        raise InvalidCursor("The cursor is malformed or was not issued for this listing.")
     try:
         ts_text, row_id, cursor_order = _signer(scope).unsign_object(token)
         position = Position(ts=datetime.fromisoformat(ts_text), id=int(row_id))

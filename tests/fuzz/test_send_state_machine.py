@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -58,7 +60,8 @@ class Node:
     mode: str = "ok"  # ok | fail | timeout
     calls: list[str] = field(default_factory=list)
 
-    def infer(self, *, node: str, agent: str, prompt: str, **kwargs: object) -> InferResult:
+    def infer(self, *, node: str, agent: str, body: Mapping[str, Any], **kwargs: object) -> InferResult:
+        prompt = str(body["prompt"])
         self.calls.append(prompt)
         if self.mode == "fail":
             raise NodeUnavailable(node, "http_status", "answered HTTP 500")

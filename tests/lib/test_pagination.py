@@ -190,3 +190,19 @@ def test_a_page_deep_in_a_chat_starts_the_index_range_at_the_cursor(chat, depth)
         assert "TEMP B-TREE" not in plan, plan
     expected = [pk for _, pk in rows[min(int(len(rows) * depth), len(rows) - 1) + 1 :][:51]]
     assert [m.pk for m in after] == expected
+
+
+def test_issued_cursors_have_the_described_shape_and_others_are_refused():
+    import re
+
+    from sofiia.lib.pagination import CURSOR_PATTERN, MAX_CURSOR_LENGTH
+
+    latest = timezone.now().replace(year=9999)
+    for position in (Position(timezone.now(), 1), Position(latest, 2**63 - 1)):
+        for order in ("asc", "desc"):
+            cursor = encode_cursor("s", position, order)
+            assert re.fullmatch(CURSOR_PATTERN, cursor)
+            assert len(cursor) <= MAX_CURSOR_LENGTH
+    for bad in ("a" * 401 + ":" + "b" * 43, "abc:def", "a b:" + "c" * 43, "ab:" + "c" * 43 + "\n"):
+        with pytest.raises(InvalidCursor):
+            decode_cursor("s", bad, "desc")
