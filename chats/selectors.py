@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
@@ -9,6 +10,8 @@ from django.db.models.functions import Substr
 from chats.errors import ChatNotFound
 from chats.idempotency import delivery_lease_seconds
 from chats.models import Chat, Message
+from chats.search import search_filter_messages, search_fold
+from sofiia.lib.pagination import Position, keyset_after
 
 CHAT_PREVIEW_LENGTH = 120
 
@@ -21,8 +24,38 @@ def chat_get_for_operator(*, operator: User, chat_id: int) -> Chat:
         raise ChatNotFound(f"Chat {chat_id} not found.") from None
 
 
-def chat_list_for_operator(*, operator: User) -> QuerySet[Chat]:
-    return Chat.objects.filter(owner=operator)
+def chat_list_for_operator(*, operator: User, query: str = "") -> QuerySet[Chat]:
+    """The operator's chats; with ``query``, those whose title contains it, letter case
+    ignored in every script (``chats.search``). Served by ``chat_owner_created_idx``: only
+    the operator's own chats are looked at."""
+    chats = Chat.objects.filter(owner=operator)
+    if query:
+        chats = chats.filter(title_search__contains=search_fold(query))
+    return chats
+
+
+def message_search_for_operator(*, operator: User, query: str) -> QuerySet[Message]:
+    """The operator's messages and their replies whose text contains ``query``, letter case
+    ignored in every script, with their chats; the caller orders and pages them (``(ts, id)``
+    newest first). See ``chats.search`` for the index that serves it."""
+    messages = Message.objects.filter(chat__owner=operator).select_related("chat")
+    return search_filter_messages(messages, query=query)
+
+
+EXPORT_BATCH = 500
+
+
+def message_iter_for_export(*, chat: Chat, batch: int = EXPORT_BATCH) -> Iterator[Message]:
+    """Every message of the chat, oldest first, read in keyset batches of ``batch`` (no
+    transaction or server-side cursor held while the caller streams them out)."""
+    messages = Message.objects.filter(chat=chat).defer("search_text", "html", "infer_request")
+    page = list(messages.order_by("ts", "id")[:batch])
+    while page:
+        yield from page
+        if len(page) < batch:
+            return
+        last = page[-1]
+        page = list(keyset_after(messages, Position(last.ts, last.pk), order="asc")[:batch])
 
 
 def message_list_for_chat(*, chat: Chat) -> QuerySet[Message]:
@@ -35,7 +68,7 @@ def chat_list_for_console(*, operator: User, query: str = "", archived: bool = F
     operator messages still pending or failed. Ordered by the caller (last activity)."""
     chats = Chat.objects.filter(owner=operator, archived_at__isnull=not archived)
     if query:
-        chats = chats.filter(title__icontains=query)
+        chats = chats.filter(title_search__contains=search_fold(query))
     newest = Message.objects.filter(chat=OuterRef("pk")).order_by("-ts", "-id")
     # Each a probe of message_chat_status_idx; only operator messages are ever undelivered.
     operator_messages = Message.objects.filter(chat=OuterRef("pk"), role=Message.Role.OPERATOR)

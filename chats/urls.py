@@ -8,4 +8,6 @@ urlpatterns = [
     path("chats/<id:chat_id>", api.ChatDetailApi.as_view(), name="chat-detail"),
     path("chats/<id:chat_id>/messages", api.MessageListApi.as_view(), name="chat-messages"),
     path("chats/<id:chat_id>/send", send_gated(api.ChatSendApi.as_view()), name="chat-send"),
+    path("chats/<id:chat_id>/export", api.ChatExportApi.as_view(), name="chat-export"),
+    path("search", api.ChatSearchApi.as_view(), name="search"),
 ]
