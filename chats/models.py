@@ -160,6 +160,8 @@ class Message(models.Model):
             # (Not a partial index: SQLite cannot match a partial index's condition against a
             # query's bound parameters, and would scan the chat instead.)
             models.Index(fields=["chat", "status"], name="message_chat_status_idx"),
+            # The admin's usage view: the messages of a date range, across all chats.
+            models.Index(fields=["ts"], name="message_ts_idx"),
         ]
         constraints = [
             # The database's own guard for exactly-once sends: whatever the idempotency
@@ -181,3 +183,13 @@ class Message(models.Model):
     def save(self, *args: Any, update_fields: Any = None, **kwargs: Any) -> None:
         update_fields = _fill_search_copy(self, "text", "search_text", update_fields)
         super().save(*args, update_fields=update_fields, **kwargs)
+
+
+class MessageUsage(Message):
+    """The admin's usage view (sends and tokens per operator, node, model and day): a proxy,
+    so the view has its place in the admin index; it adds no table."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "usage"
+        verbose_name_plural = "usage"

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Substr
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Substr, TruncDate
 
 from chats.errors import ChatNotFound
 from chats.idempotency import delivery_lease_seconds
@@ -103,3 +104,43 @@ def message_list_near(*, chat: Chat, since: datetime | None, limit: int) -> list
 
 def message_list_by_ids(*, chat: Chat, ids: list[int]) -> list[Message]:
     return list(Message.objects.filter(chat=chat, pk__in=ids).order_by("ts", "id"))
+
+
+USAGE_MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    day: date
+    operator: str
+    node: str
+    model: str
+    sends: int
+    tokens: int
+
+
+def usage_by_day(*, since: date, until: date) -> list[UsageRow]:
+    """Delivered sends and the tokens their replies used, per day (UTC), operator, node and
+    model, for the days ``since`` to ``until`` inclusive (at most :data:`USAGE_MAX_DAYS`),
+    newest day first. Counted from the replies (one per delivered send), read through
+    ``message_ts_idx``; a reply whose node named no model counts under ``""``."""
+    start = datetime.combine(since, time.min, tzinfo=UTC)
+    end = datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC)
+    rows = (
+        Message.objects.filter(ts__gte=start, ts__lt=end, role=Message.Role.AGENT)
+        .annotate(day=TruncDate("ts", tzinfo=UTC))
+        .values("day", "chat__owner__username", "node", "model")
+        .annotate(sends=Count("id"), tokens=Sum("tokens_used"))
+        .order_by("-day", "chat__owner__username", "node", "model")
+    )
+    return [
+        UsageRow(
+            day=row["day"],
+            operator=row["chat__owner__username"],
+            node=row["node"],
+            model=row["model"] or "",
+            sends=row["sends"],
+            tokens=row["tokens"] or 0,
+        )
+        for row in rows
+    ]

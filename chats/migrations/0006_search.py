@@ -1,8 +1,10 @@
 """Search in every script (chats.search): the case-folded copies of message texts and chat
 titles, filled for the rows already there, and the index behind a message search — a GIN
 pg_trgm index on PostgreSQL (pg_trgm is a trusted extension: the database's owner may create
-it), an FTS5 trigram table kept by triggers on SQLite."""
+it), an FTS5 trigram table kept by triggers on SQLite. Also the admin's usage view (a proxy
+model) and the index on message time it reads by."""
 
+from django.conf import settings
 from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations, models
 
@@ -43,6 +45,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('chats', '0005_conversation_settings_and_reply_metadata'),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
@@ -59,4 +62,21 @@ class Migration(migrations.Migration):
         migrations.RunPython(fill_search_copies, migrations.RunPython.noop),
         TrigramExtension(),
         migrations.RunPython(create_index, drop_index),
+        # The admin's usage view: its place in the admin index, and the date range it reads.
+        migrations.CreateModel(
+            name='MessageUsage',
+            fields=[],
+            options={
+                'verbose_name': 'usage',
+                'verbose_name_plural': 'usage',
+                'proxy': True,
+                'indexes': [],
+                'constraints': [],
+            },
+            bases=('chats.message',),
+        ),
+        migrations.AddIndex(
+            model_name='message',
+            index=models.Index(fields=['ts'], name='message_ts_idx'),
+        ),
     ]
