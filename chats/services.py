@@ -20,6 +20,7 @@ from chats.idempotency import delivery_lease_seconds, in_flight_error, request_f
 from chats.limits import refuse_over_limit
 from chats.metrics import SEND_DURATION
 from chats.models import Chat, Message
+from chats.search import search_fold
 from nodes.bulkhead import node_bulkhead
 from nodes.infer import NodeError, infer
 from nodes.registry import default_node, node_exists
@@ -116,6 +117,9 @@ def chat_change(*, operator: User, chat: Chat, changes: Mapping[str, Any]) -> Ch
             values = {field: change["new"] for field, change in diff.items() if field != "archived"}
             if "archived" in diff:
                 values["archived_at"] = clock_now() if diff["archived"]["new"] else None
+            if "title" in diff:
+                # update() bypasses Chat.save(), which keeps the search copy otherwise.
+                values["title_search"] = search_fold(values["title"])
             Chat.objects.filter(pk=chat.pk).update(**values)
             audit_record(
                 actor=operator.get_username(),
@@ -127,7 +131,7 @@ def chat_change(*, operator: User, chat: Chat, changes: Mapping[str, Any]) -> Ch
             )
             for field, value in values.items():
                 setattr(current, field, value)
-    for field in (*CHAT_SETTINGS_FIELDS, "title", "archived_at"):
+    for field in (*CHAT_SETTINGS_FIELDS, "title", "title_search", "archived_at"):
         setattr(chat, field, getattr(current, field))
     if diff:
         logger.info(
