@@ -10,7 +10,13 @@ from audit.models import AuditEvent
 from chats.models import Chat
 from sofiia.lib.env import RatePolicy
 
-SETTINGS = {"system_prompt": "You are terse.", "model": "llama-3-8b", "temperature": 0.7, "max_tokens": 512, "context_turns": 4}
+SETTINGS = {
+    "system_prompt": "You are terse.",
+    "model": "llama-3-8b",
+    "temperature": 0.7,
+    "max_tokens": 512,
+    "context_turns": 4,
+}
 
 
 def change_events(chat_id):
@@ -46,7 +52,12 @@ def test_patch_changes_the_given_fields_and_records_old_and_new_values(alice):
     assert (body["title"], body["temperature"], body["model"], body["max_tokens"]) == ("after", 1.5, "qwen", None)
     assert alice.api.get(f"/api/chats/{chat['id']}").json() == body
     [event] = change_events(chat["id"])
-    assert (event.actor, event.outcome, event.target_type, event.target_id) == ("alice", "success", "chat", str(chat["id"]))
+    assert (event.actor, event.outcome, event.target_type, event.target_id) == (
+        "alice",
+        "success",
+        "chat",
+        str(chat["id"]),
+    )
     assert event.details == {
         "changes": {
             "title": {"old": "before", "new": "after"},

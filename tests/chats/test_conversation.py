@@ -1,6 +1,8 @@
 """What a node is asked for an operator message: the snapshot of the chat's settings and
 context at the first attempt, and the body rebuilt from it (chats.conversation)."""
 
+# Ukrainian text is what these tests are about.
+
 from __future__ import annotations
 
 import hashlib
@@ -51,7 +53,10 @@ def test_the_third_message_carries_the_two_earlier_exchanges_in_order_and_its_ow
         {"role": "assistant", "content": "fine"},
         {"role": "user", "content": "and now?"},
     ]
-    assert body["prompt"] == "User: hello\n\nAssistant: hi there\n\nUser: how are you?\n\nAssistant: fine\n\nUser: and now?"
+    assert (
+        body["prompt"]
+        == "User: hello\n\nAssistant: hi there\n\nUser: how are you?\n\nAssistant: fine\n\nUser: and now?"
+    )
 
 
 def test_context_turns_bound_the_exchanges_to_the_newest(chat):
