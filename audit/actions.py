@@ -17,6 +17,7 @@ class AuditAction(models.TextChoices):
     CHAT_RENAME = "chat.rename", "chat renamed"
     CHAT_ARCHIVE = "chat.archive", "chat archived"
     CHAT_UNARCHIVE = "chat.unarchive", "chat unarchived"
+    CHAT_EXPORT = "chat.export", "chat exported"
     MESSAGE_SEND = "message.send", "message sent"
     MESSAGE_REPLAY = "message.replay", "idempotent replay"
     RATELIMIT_BLOCK = "ratelimit.block", "rate-limit block"

@@ -3,31 +3,44 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chats.errors import MessageDeliveryFailed
+from chats.export import EXPORT_FORMATS
 from chats.idempotency import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
-from chats.selectors import chat_get_for_operator, chat_list_for_operator, message_list_for_chat
+from chats.search import SEARCH_MAX_LENGTH
+from chats.selectors import (
+    chat_get_for_operator,
+    chat_list_for_operator,
+    message_list_for_chat,
+    message_search_for_operator,
+)
 from chats.sending import send_for_request, send_limit_headers
 from chats.serializers import (
+    ChatChangeInputSerializer,
+    ChatExportSerializer,
     ChatInputSerializer,
     ChatOutputSerializer,
     ChatPageSerializer,
     MessageOutputSerializer,
     MessagePageSerializer,
+    SearchPageSerializer,
     SendErrorSerializer,
     SendInputSerializer,
     SendOutputSerializer,
     send_text_validated,
 )
-from chats.services import SendOutcome, chat_create
+from chats.services import SendOutcome, chat_change, chat_create, chat_export
 from operators.auth import authenticated_operator
 from sofiia.lib.errors import ApplicationError, error_body
 from sofiia.lib.openapi import (
@@ -59,6 +72,29 @@ _RATE_LIMIT_HEADERS = [
 ]
 
 
+def parse_search_query(raw: str | None, *, required: bool) -> str:
+    """``q``: 1 to 200 characters (``""`` when absent and not required)."""
+    if raw is None and not required:
+        return ""
+    if raw is None or not 1 <= len(raw) <= SEARCH_MAX_LENGTH or "\x00" in raw:
+        raise ApplicationError(
+            f"q must be 1 to {SEARCH_MAX_LENGTH} characters.",
+            code="invalid_input",
+            extra={"fields": {"q": ["Invalid."]}},
+        )
+    return raw
+
+
+def _query_parameter(*, required: bool, what: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "q",
+        {"type": "string", "minLength": 1, "maxLength": SEARCH_MAX_LENGTH},
+        OpenApiParameter.QUERY,
+        required=required,
+        description=f"Text the {what} contains, letter case ignored in every script.",
+    )
+
+
 def _page_response(request: Request, queryset: Any, *, scope: str, ts_field: str, serializer: type) -> Response:
     page = keyset_page(
         queryset,
@@ -74,16 +110,18 @@ class ChatListCreateApi(APIView):
     @extend_schema(
         operation_id="chats_list",
         summary="The operator's chats, newest first",
-        parameters=page_parameters(),
+        parameters=[_query_parameter(required=False, what="title"), *page_parameters()],
         responses={200: ChatPageSerializer, **error_responses(*READ_ERRORS)},
         tags=["chats"],
     )
     def get(self, request: Request) -> Response:
         operator = authenticated_operator(request)
+        query = parse_search_query(request.query_params.get("q"), required=False)
         return _page_response(
             request,
-            chat_list_for_operator(operator=operator),
-            scope=f"chats:{operator.pk}",
+            chat_list_for_operator(operator=operator, query=query),
+            # A cursor belongs to its search: the same position means another row in another.
+            scope=f"chats:{operator.pk}:{query}" if query else f"chats:{operator.pk}",
             ts_field="created_at",
             serializer=ChatOutputSerializer,
         )
@@ -127,6 +165,40 @@ class ChatDetailApi(APIView):
     )
     def get(self, request: Request, chat_id: int) -> Response:
         chat = chat_get_for_operator(operator=authenticated_operator(request), chat_id=chat_id)
+        return Response(ChatOutputSerializer(chat).data)
+
+    @extend_schema(
+        operation_id="chats_change",
+        summary="Rename, archive or change the settings of a chat",
+        description=(
+            "Any subset of `title`, `archived` and the settings; an empty body or an unknown field is "
+            "`400 invalid_input`. One `chat.change` audit event with the old and new value of each field "
+            "that changed (none when nothing did)."
+        ),
+        parameters=[CHAT_ID, retry_after_header(429, 503)],
+        request=ChatChangeInputSerializer,
+        responses={
+            200: ChatOutputSerializer,
+            **error_responses(*WRITE_ERRORS, 404),
+            429: error_response(
+                429,
+                "Over the operator's chat-change quota (`rate_limited`, `scope` `chat_change`,"
+                " `retry_after` seconds, also in `Retry-After`).",
+            ),
+            503: error_response(
+                503,
+                "A dependency is unavailable (`database_unavailable`, or `rate_limit_unavailable`"
+                " while the quota's backend is down); retry after `Retry-After` seconds.",
+            ),
+        },
+        tags=["chats"],
+    )
+    def patch(self, request: Request, chat_id: int) -> Response:
+        operator = authenticated_operator(request)
+        chat = chat_get_for_operator(operator=operator, chat_id=chat_id)
+        serializer = ChatChangeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        chat = chat_change(operator=operator, chat=chat, changes=serializer.validated_data)
         return Response(ChatOutputSerializer(chat).data)
 
 
@@ -246,3 +318,85 @@ def _json(data: Any, *, status: int, headers: Mapping[str, str]) -> HttpResponse
 
 
 API_SEND = ApiSendSurface()
+
+
+class ChatSearchApi(APIView):
+    """``GET /api/search``: the operator's messages (and replies) containing a text."""
+
+    @extend_schema(
+        operation_id="search",
+        summary="The operator's messages containing a text, newest first",
+        description=(
+            "Messages and replies of the operator's own chats whose text contains `q`, letter case ignored "
+            "in every script (Ukrainian included), each with its chat; keyset-paged like every listing."
+        ),
+        parameters=[_query_parameter(required=True, what="message text"), *page_parameters()],
+        responses={200: SearchPageSerializer, **error_responses(*READ_ERRORS)},
+        tags=["chats"],
+    )
+    def get(self, request: Request) -> Response:
+        operator = authenticated_operator(request)
+        query = parse_search_query(request.query_params.get("q"), required=True)
+        page = keyset_page(
+            message_search_for_operator(operator=operator, query=query),
+            scope=f"search:{operator.pk}:{query}",
+            ts_field="ts",
+            limit=parse_limit(request.query_params.get("limit")),
+            cursor=request.query_params.get("cursor") or None,
+        )
+        items = [
+            {"chat": ChatOutputSerializer(message.chat).data, "message": MessageOutputSerializer(message).data}
+            for message in page.items
+        ]
+        return Response({"items": items, "next_cursor": page.next_cursor})
+
+
+class _AnyFormatNegotiation(DefaultContentNegotiation):
+    """The export's ``format`` is its document's format, not DRF's renderer override: the
+    view answers with its own response, and errors in JSON."""
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
+class ChatExportApi(APIView):
+    """``GET /api/chats/{id}/export?format=json|md``: the chat and every message, streamed."""
+
+    content_negotiation_class = _AnyFormatNegotiation
+
+    @extend_schema(
+        operation_id="chats_export",
+        summary="Download a chat with every message (JSON or Markdown)",
+        description=(
+            'An attachment: `json` is `{"chat": {…}, "messages": [{…}, …]}` (messages oldest first), `md` a '
+            "Markdown transcript. Streamed; one `chat.export` audit event."
+        ),
+        parameters=[
+            CHAT_ID,
+            OpenApiParameter(
+                "format", {"type": "string", "enum": list(EXPORT_FORMATS), "default": "json"}, OpenApiParameter.QUERY
+            ),
+            response_header("Content-Disposition", '`attachment; filename="chat-<id>.<format>"`.', [200]),
+        ],
+        responses={
+            (200, "application/json"): ChatExportSerializer,
+            (200, "text/markdown"): OpenApiTypes.STR,
+            **error_responses(*READ_ERRORS, 404),
+        },
+        tags=["chats"],
+    )
+    def get(self, request: Request, chat_id: int) -> HttpResponseBase:
+        operator = authenticated_operator(request)
+        chat = chat_get_for_operator(operator=operator, chat_id=chat_id)
+        fmt = request.query_params.get("format") or "json"
+        if fmt not in EXPORT_FORMATS:
+            raise ApplicationError(f"format must be one of: {', '.join(EXPORT_FORMATS)}.", code="invalid_input")
+        export = chat_export(operator=operator, chat=chat, fmt=fmt)
+        return StreamingHttpResponse(
+            (chunk.encode("utf-8") for chunk in export.chunks),
+            content_type=export.content_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{export.filename}"',
+                "Cache-Control": "no-store",
+            },
+        )

@@ -13,11 +13,11 @@ from ratelimit.services import Decision, ratelimit_block_details, ratelimit_head
 BACKEND_RETRY_AFTER_SECONDS = 5
 
 
-def refuse_over_limit(decision: Decision, *, operator: User, chat: Chat | None = None) -> None:
+def refuse_over_limit(decision: Decision, *, operator: User, chat: Chat | None = None, what: str | None = None) -> None:
     """Raise the contract's refusal for a decision that does not allow the action: 429
     ``rate_limited`` with the blocked scope (and a ``ratelimit.block`` audit event, budgeted
     per operator), or 503 ``rate_limit_unavailable`` when limits cannot be checked and they
-    fail closed."""
+    fail closed. ``what`` names the refused actions in the detail (sends, new chats by default)."""
     if decision.allowed:
         return
     if decision.backend_failed:
@@ -36,7 +36,7 @@ def refuse_over_limit(decision: Decision, *, operator: User, chat: Chat | None =
         details=ratelimit_block_details(decision),
     )
     raise RateLimited(
-        f"Too many {'sends' if chat is not None else 'new chats'} for this {decision.blocked_scope}; "
+        f"Too many {what or ('sends' if chat is not None else 'new chats')} for this {decision.blocked_scope}; "
         f"retry in {decision.retry_after} s.",
         headers={"Retry-After": str(decision.retry_after), **ratelimit_headers(decision)},
         extra={"scope": decision.blocked_scope, "retry_after": decision.retry_after},

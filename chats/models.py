@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from chats.search import search_fold
 from chats.validators import validate_agent_name
 
 CHAT_TITLE_MAX_LENGTH = 200
@@ -21,6 +25,33 @@ CONTEXT_TURNS_MAX = 50
 def default_context_turns() -> int:
     """A new chat's ``context_turns``: ``SOFIIA_CONTEXT_TURNS`` as the process was started with."""
     return int(settings.SOFIIA_CONTEXT_TURNS)
+
+
+def _fill_search_copy(obj: models.Model, source: str, copy: str, update_fields: Any) -> Any:
+    setattr(obj, copy, search_fold(getattr(obj, source)))
+    if update_fields is not None and source in update_fields and copy not in update_fields:
+        return [*update_fields, copy]
+    return update_fields
+
+
+class ChatQuerySet(models.QuerySet["Chat"]):
+    def bulk_create(  # type: ignore[override]
+        self, objs: Iterable[Chat], *args: Any, **kwargs: Any
+    ) -> list[Chat]:
+        rows = list(objs)
+        for chat in rows:
+            chat.title_search = search_fold(chat.title)
+        return super().bulk_create(rows, *args, **kwargs)  # type: ignore[arg-type,return-value]
+
+
+class MessageQuerySet(models.QuerySet["Message"]):
+    def bulk_create(  # type: ignore[override]
+        self, objs: Iterable[Message], *args: Any, **kwargs: Any
+    ) -> list[Message]:
+        rows = list(objs)
+        for message in rows:
+            message.search_text = search_fold(message.text)
+        return super().bulk_create(rows, *args, **kwargs)  # type: ignore[arg-type,return-value]
 
 
 class Chat(models.Model):
@@ -51,6 +82,10 @@ class Chat(models.Model):
     context_turns = models.PositiveSmallIntegerField(
         default=default_context_turns, validators=[MaxValueValidator(CONTEXT_TURNS_MAX)]
     )
+    # The title case-folded, for search in every script (chats.search); filled by save().
+    title_search = models.TextField(blank=True, default="", editable=False)
+
+    objects = ChatQuerySet.as_manager()
 
     class Meta:
         indexes = [
@@ -66,6 +101,10 @@ class Chat(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.title} ({self.agent}@{self.node})"
+
+    def save(self, *args: Any, update_fields: Any = None, **kwargs: Any) -> None:
+        update_fields = _fill_search_copy(self, "title", "title_search", update_fields)
+        super().save(*args, update_fields=update_fields, **kwargs)
 
 
 class Message(models.Model):
@@ -107,6 +146,11 @@ class Message(models.Model):
     # text — the chat's settings then and the ids of the messages sent as context — so a
     # retry asks the same, and an auditor can rebuild the exact request (audit_prompt).
     infer_request = models.JSONField(null=True, blank=True)
+    # The text case-folded, for search in every script (chats.search); filled by save() and
+    # bulk_create, indexed by a trigram index (PostgreSQL) or an FTS5 table (SQLite).
+    search_text = models.TextField(blank=True, default="", editable=False)
+
+    objects = MessageQuerySet.as_manager()
 
     class Meta:
         indexes = [
@@ -116,6 +160,8 @@ class Message(models.Model):
             # (Not a partial index: SQLite cannot match a partial index's condition against a
             # query's bound parameters, and would scan the chat instead.)
             models.Index(fields=["chat", "status"], name="message_chat_status_idx"),
+            # The admin's usage view: the messages of a date range, across all chats.
+            models.Index(fields=["ts"], name="message_ts_idx"),
         ]
         constraints = [
             # The database's own guard for exactly-once sends: whatever the idempotency
@@ -133,3 +179,17 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.role} in chat {self.chat_id} ({self.status})"
+
+    def save(self, *args: Any, update_fields: Any = None, **kwargs: Any) -> None:
+        update_fields = _fill_search_copy(self, "text", "search_text", update_fields)
+        super().save(*args, update_fields=update_fields, **kwargs)
+
+
+class MessageUsage(Message):
+    """The admin's usage view (sends and tokens per operator, node, model and day): a proxy,
+    so the view has its place in the admin index; it adds no table."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "usage"
+        verbose_name_plural = "usage"

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Substr
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Substr, TruncDate
 
 from chats.errors import ChatNotFound
 from chats.idempotency import delivery_lease_seconds
 from chats.models import Chat, Message
+from chats.search import search_filter_messages, search_fold
+from sofiia.lib.pagination import Position, keyset_after
 
 CHAT_PREVIEW_LENGTH = 120
 
@@ -21,8 +25,38 @@ def chat_get_for_operator(*, operator: User, chat_id: int) -> Chat:
         raise ChatNotFound(f"Chat {chat_id} not found.") from None
 
 
-def chat_list_for_operator(*, operator: User) -> QuerySet[Chat]:
-    return Chat.objects.filter(owner=operator)
+def chat_list_for_operator(*, operator: User, query: str = "") -> QuerySet[Chat]:
+    """The operator's chats; with ``query``, those whose title contains it, letter case
+    ignored in every script (``chats.search``). Served by ``chat_owner_created_idx``: only
+    the operator's own chats are looked at."""
+    chats = Chat.objects.filter(owner=operator)
+    if query:
+        chats = chats.filter(title_search__contains=search_fold(query))
+    return chats
+
+
+def message_search_for_operator(*, operator: User, query: str) -> QuerySet[Message]:
+    """The operator's messages and their replies whose text contains ``query``, letter case
+    ignored in every script, with their chats; the caller orders and pages them (``(ts, id)``
+    newest first). See ``chats.search`` for the index that serves it."""
+    messages = Message.objects.filter(chat__owner=operator).select_related("chat")
+    return search_filter_messages(messages, query=query)
+
+
+EXPORT_BATCH = 500
+
+
+def message_iter_for_export(*, chat: Chat, batch: int = EXPORT_BATCH) -> Iterator[Message]:
+    """Every message of the chat, oldest first, read in keyset batches of ``batch`` (no
+    transaction or server-side cursor held while the caller streams them out)."""
+    messages = Message.objects.filter(chat=chat).defer("search_text", "html", "infer_request")
+    page = list(messages.order_by("ts", "id")[:batch])
+    while page:
+        yield from page
+        if len(page) < batch:
+            return
+        last = page[-1]
+        page = list(keyset_after(messages, Position(last.ts, last.pk), order="asc")[:batch])
 
 
 def message_list_for_chat(*, chat: Chat) -> QuerySet[Message]:
@@ -35,7 +69,7 @@ def chat_list_for_console(*, operator: User, query: str = "", archived: bool = F
     operator messages still pending or failed. Ordered by the caller (last activity)."""
     chats = Chat.objects.filter(owner=operator, archived_at__isnull=not archived)
     if query:
-        chats = chats.filter(title__icontains=query)
+        chats = chats.filter(title_search__contains=search_fold(query))
     newest = Message.objects.filter(chat=OuterRef("pk")).order_by("-ts", "-id")
     # Each a probe of message_chat_status_idx; only operator messages are ever undelivered.
     operator_messages = Message.objects.filter(chat=OuterRef("pk"), role=Message.Role.OPERATOR)
@@ -70,3 +104,43 @@ def message_list_near(*, chat: Chat, since: datetime | None, limit: int) -> list
 
 def message_list_by_ids(*, chat: Chat, ids: list[int]) -> list[Message]:
     return list(Message.objects.filter(chat=chat, pk__in=ids).order_by("ts", "id"))
+
+
+USAGE_MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    day: date
+    operator: str
+    node: str
+    model: str
+    sends: int
+    tokens: int
+
+
+def usage_by_day(*, since: date, until: date) -> list[UsageRow]:
+    """Delivered sends and the tokens their replies used, per day (UTC), operator, node and
+    model, for the days ``since`` to ``until`` inclusive (at most :data:`USAGE_MAX_DAYS`),
+    newest day first. Counted from the replies (one per delivered send), read through
+    ``message_ts_idx``; a reply whose node named no model counts under ``""``."""
+    start = datetime.combine(since, time.min, tzinfo=UTC)
+    end = datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC)
+    rows = (
+        Message.objects.filter(ts__gte=start, ts__lt=end, role=Message.Role.AGENT)
+        .annotate(day=TruncDate("ts", tzinfo=UTC))
+        .values("day", "chat__owner__username", "node", "model")
+        .annotate(sends=Count("id"), tokens=Sum("tokens_used"))
+        .order_by("-day", "chat__owner__username", "node", "model")
+    )
+    return [
+        UsageRow(
+            day=row["day"],
+            operator=row["chat__owner__username"],
+            node=row["node"],
+            model=row["model"] or "",
+            sends=row["sends"],
+            tokens=row["tokens"] or 0,
+        )
+        for row in rows
+    ]

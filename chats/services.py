@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -15,15 +15,17 @@ from django.db.models import F, Q
 from audit.actions import AuditAction, AuditOutcome
 from audit.services import audit_record, audit_record_budgeted
 from chats.errors import MessageDeliveryFailed, UnknownNode
+from chats.export import Export, export_render
 from chats.idempotency import delivery_lease_seconds, in_flight_error, request_fingerprint, reused_error
 from chats.limits import refuse_over_limit
 from chats.metrics import SEND_DURATION
 from chats.models import Chat, Message
+from chats.search import search_fold
 from chats.send_gate import send_gate_given_up
 from nodes.bulkhead import node_bulkhead
 from nodes.infer import NodeError, infer
 from nodes.registry import default_node, node_exists
-from ratelimit.services import ratelimit_chat_create_hit
+from ratelimit.services import ratelimit_chat_change_hit, ratelimit_chat_create_hit
 from sofiia.lib.clock import clock_now
 from sofiia.lib.db import db_commit_guard, db_connections_release, db_finish_later, db_retry
 from sofiia.lib.errors import database_unavailable, is_database_outage
@@ -45,22 +47,32 @@ class SendOutcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def chat_create(*, operator: User, title: str, agent: str, node: str | None = None) -> Chat:
+# What PATCH /api/chats/{id} (and the console) may change; ``archived`` stands for
+# ``archived_at`` (set to now, or cleared).
+CHAT_CHANGEABLE_FIELDS = ("title", "archived", "system_prompt", "model", "temperature", "max_tokens", "context_turns")
+CHAT_SETTINGS_FIELDS = ("system_prompt", "model", "temperature", "max_tokens", "context_turns")
+
+
+def chat_create(*, operator: User, title: str, agent: str, node: str | None = None, **chat_settings: Any) -> Chat:
     """A new chat of ``operator`` with ``agent`` on ``node`` (the default node if none), within
-    the operator's chat-creation quota (``SOFIIA_RATE_LIMIT_CHAT_CREATE``)."""
+    the operator's chat-creation quota (``SOFIIA_RATE_LIMIT_CHAT_CREATE``). ``chat_settings``
+    are any of :data:`CHAT_SETTINGS_FIELDS`, already validated; the rest take their defaults."""
+    unknown = set(chat_settings) - set(CHAT_SETTINGS_FIELDS)
+    if unknown:
+        raise TypeError(f"chat_create() got unknown settings: {', '.join(sorted(unknown))}")
     node = node or default_node()
     if not node_exists(node):
         raise UnknownNode(f"Node {node!r} is not configured; known nodes: {', '.join(settings.SOFIIA_NODES)}.")
     refuse_over_limit(ratelimit_chat_create_hit(operator=operator), operator=operator)
     with transaction.atomic():
-        chat = Chat.objects.create(owner=operator, title=title, agent=agent, node=node)
+        chat = Chat.objects.create(owner=operator, title=title, agent=agent, node=node, **chat_settings)
         audit_record(
             actor=operator.get_username(),
             action=AuditAction.CHAT_CREATE,
             target_type="chat",
             target_id=chat.pk,
             chat_id=chat.pk,
-            details={"title": title, "agent": agent, "node": node},
+            details={"title": title, "agent": agent, "node": node, **chat_settings},
         )
     logger.info(
         "chat.create",
@@ -69,43 +81,95 @@ def chat_create(*, operator: User, title: str, agent: str, node: str | None = No
     return chat
 
 
-def chat_rename(*, operator: User, chat: Chat, title: str) -> Chat:
-    """Give the chat a new title (1..200 characters, checked by the caller's form)."""
-    previous = chat.title
-    if title == previous:
+def _chat_value(chat: Chat, field: str) -> Any:
+    if field == "archived":
+        return chat.archived_at is not None
+    return getattr(chat, field)
+
+
+def _chat_diff(chat: Chat, changes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        field: {"old": _chat_value(chat, field), "new": value}
+        for field, value in changes.items()
+        if _chat_value(chat, field) != value
+    }
+
+
+def chat_change(*, operator: User, chat: Chat, changes: Mapping[str, Any]) -> Chat:
+    """Change any of :data:`CHAT_CHANGEABLE_FIELDS` of the operator's ``chat`` (values
+    already validated), within the operator's chat-change quota
+    (``SOFIIA_RATE_LIMIT_CHAT_CHANGE``).
+
+    One ``chat.change`` audit event, in the change's transaction, carries the old and new
+    value of each field that changed (``{"changes": {field: {"old", "new"}}}``). Values equal
+    to the stored ones change nothing: no quota is spent and no event is written. The row is
+    locked and read again inside the transaction, so the old values recorded are the ones
+    replaced even when two changes race. Returns ``chat`` with the stored values.
+    """
+    unknown = set(changes) - set(CHAT_CHANGEABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"chat_change() got unknown fields: {', '.join(sorted(unknown))}")
+    if not _chat_diff(chat, changes):
         return chat
+    refuse_over_limit(
+        ratelimit_chat_change_hit(operator=operator, chat_id=chat.pk), operator=operator, what="chat changes"
+    )
     with transaction.atomic():
-        Chat.objects.filter(pk=chat.pk).update(title=title)
-        audit_record(
-            actor=operator.get_username(),
-            action=AuditAction.CHAT_RENAME,
-            target_type="chat",
-            target_id=chat.pk,
-            chat_id=chat.pk,
-            details={"from": previous, "to": title},
+        current = Chat.objects.select_for_update().get(pk=chat.pk)
+        diff = _chat_diff(current, changes)
+        if diff:
+            values = {field: change["new"] for field, change in diff.items() if field != "archived"}
+            if "archived" in diff:
+                values["archived_at"] = clock_now() if diff["archived"]["new"] else None
+            if "title" in diff:
+                # update() bypasses Chat.save(), which keeps the search copy otherwise.
+                values["title_search"] = search_fold(values["title"])
+            Chat.objects.filter(pk=chat.pk).update(**values)
+            audit_record(
+                actor=operator.get_username(),
+                action=AuditAction.CHAT_CHANGE,
+                target_type="chat",
+                target_id=chat.pk,
+                chat_id=chat.pk,
+                details={"changes": diff},
+            )
+            for field, value in values.items():
+                setattr(current, field, value)
+    for field in (*CHAT_SETTINGS_FIELDS, "title", "title_search", "archived_at"):
+        setattr(chat, field, getattr(current, field))
+    if diff:
+        logger.info(
+            "chat.change", extra={"operator": operator.get_username(), "chat_id": chat.pk, "fields": sorted(diff)}
         )
-    chat.title = title
-    logger.info("chat.rename", extra={"operator": operator.get_username(), "chat_id": chat.pk})
     return chat
+
+
+def chat_rename(*, operator: User, chat: Chat, title: str) -> Chat:
+    """Give the chat a new title (1..200 characters, checked by the caller's form): a
+    :func:`chat_change` of its title."""
+    return chat_change(operator=operator, chat=chat, changes={"title": title})
 
 
 def chat_archive(*, operator: User, chat: Chat, archived: bool) -> Chat:
-    """Take the chat off the console's list (``archived``) or put it back; its messages stay."""
-    if (chat.archived_at is not None) == archived:
-        return chat
-    archived_at = clock_now() if archived else None
-    with transaction.atomic():
-        Chat.objects.filter(pk=chat.pk).update(archived_at=archived_at)
-        audit_record(
-            actor=operator.get_username(),
-            action=AuditAction.CHAT_ARCHIVE if archived else AuditAction.CHAT_UNARCHIVE,
-            target_type="chat",
-            target_id=chat.pk,
-            chat_id=chat.pk,
-        )
-    chat.archived_at = archived_at
-    logger.info("chat.archive", extra={"operator": operator.get_username(), "chat_id": chat.pk, "archived": archived})
-    return chat
+    """Take the chat off the console's list (``archived``) or put it back; its messages stay.
+    A :func:`chat_change` of ``archived``."""
+    return chat_change(operator=operator, chat=chat, changes={"archived": archived})
+
+
+def chat_export(*, operator: User, chat: Chat, fmt: str) -> Export:
+    """The operator's ``chat`` with every message, in ``fmt`` (``json`` or ``md``), to stream
+    out; the ``chat.export`` audit event is written before the first byte is."""
+    export = export_render(chat=chat, fmt=fmt)
+    audit_record(
+        actor=operator.get_username(),
+        action=AuditAction.CHAT_EXPORT,
+        target_type="chat",
+        target_id=chat.pk,
+        chat_id=chat.pk,
+        details={"format": fmt},
+    )
+    logger.info("chat.export", extra={"operator": operator.get_username(), "chat_id": chat.pk, "format": fmt})
+    return export
 
 
 # The list's order needs last activity to the second, not to the message: a burst of sends

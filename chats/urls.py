@@ -13,4 +13,6 @@ urlpatterns = [
         send_gated(idempotent(surface=api.API_SEND)(api.ChatSendApi.as_view())),
         name="chat-send",
     ),
+    path("chats/<id:chat_id>/export", api.ChatExportApi.as_view(), name="chat-export"),
+    path("search", api.ChatSearchApi.as_view(), name="search"),
 ]

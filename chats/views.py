@@ -251,8 +251,12 @@ def chat_rename_view(request: HttpRequest, chat_id: int) -> HttpResponse:
     chat = _chat_or_404(request, chat_id)
     form = ChatRenameForm(request.POST)
     if form.is_valid():
-        chat_rename(operator=authenticated_operator(request), chat=chat, title=form.cleaned_data["title"])
-        messages.success(request, _("Chat renamed."))
+        try:
+            chat_rename(operator=authenticated_operator(request), chat=chat, title=form.cleaned_data["title"])
+        except ApplicationError as refusal:
+            messages.error(request, _change_refusal_text(refusal))
+        else:
+            messages.success(request, _("Chat renamed."))
     else:
         messages.error(request, _("The title must be 1 to 200 characters."))
     return redirect(_chat_url(chat_id))
@@ -265,7 +269,11 @@ def chat_archive_view(request: HttpRequest, chat_id: int) -> HttpResponse:
     chat = _chat_or_404(request, chat_id)
     form = ChatArchiveForm(request.POST)
     archived = form.is_valid() and form.cleaned_data["archived"]
-    chat_archive(operator=authenticated_operator(request), chat=chat, archived=archived)
+    try:
+        chat_archive(operator=authenticated_operator(request), chat=chat, archived=archived)
+    except ApplicationError as refusal:
+        messages.error(request, _change_refusal_text(refusal))
+        return redirect(_chat_url(chat_id))
     if archived:
         messages.success(request, _("Chat “%(title)s” archived.") % {"title": chat.title})
         return redirect("console:chat-list")
@@ -293,6 +301,13 @@ def _refusal_text(refusal: ApplicationError) -> str:
         return _("This message is still being delivered; its answer will appear here.")
     # The pipeline's own words, as the API gives them: one text per refusal on both surfaces.
     return _("The message was refused: %(detail)s Your draft is kept.") % {"detail": refusal.detail}
+
+
+def _change_refusal_text(refusal: ApplicationError) -> str:
+    if isinstance(refusal, RateLimited):
+        seconds = refusal.extra.get("retry_after", 0)
+        return _("Too many changes to chats. You can change this chat again in %(seconds)s s.") % {"seconds": seconds}
+    return _("The chat was not changed: %(detail)s") % {"detail": refusal.detail}
 
 
 def _chat_or_404(request: HttpRequest, chat_id: int) -> Chat:

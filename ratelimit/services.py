@@ -37,6 +37,11 @@ def chat_create_windows(*, operator_id: int) -> tuple[Window, ...]:
     return (Window("chat_create", f"chat-create:op:{operator_id}", policy.limit, policy.window),)
 
 
+def chat_change_windows(*, operator_id: int) -> tuple[Window, ...]:
+    policy = settings.SOFIIA_RATE_LIMIT_CHAT_CHANGE
+    return (Window("chat_change", f"chat-change:op:{operator_id}", policy.limit, policy.window),)
+
+
 def send_windows(*, operator_id: int, chat_id: int) -> tuple[Window, ...]:
     # The chat scope is keyed by operator too: chats have one owner, so nothing changes for
     # them, but nobody can spend the quota of someone else's chat by sending to its id.
@@ -73,6 +78,12 @@ def ratelimit_hit(*, operator: User, chat_id: int) -> Decision:
 def ratelimit_chat_create_hit(*, operator: User) -> Decision:
     """Spend one of the operator's chat creations (``SOFIIA_RATE_LIMIT_CHAT_CREATE``)."""
     return _hit(chat_create_windows(operator_id=operator.pk), operator=operator, chat_id=None)
+
+
+def ratelimit_chat_change_hit(*, operator: User, chat_id: int) -> Decision:
+    """Spend one of the operator's chat changes (``SOFIIA_RATE_LIMIT_CHAT_CHANGE``): renames,
+    archiving and settings, on every chat of theirs together."""
+    return _hit(chat_change_windows(operator_id=operator.pk), operator=operator, chat_id=chat_id)
 
 
 def _hit(windows: tuple[Window, ...], *, operator: User, chat_id: int | None) -> Decision:

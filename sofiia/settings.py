@@ -233,6 +233,7 @@ SOFIIA_CONTEXT_MAX_CHARS = env_int("SOFIIA_CONTEXT_MAX_CHARS", 32000, minimum=0)
 SOFIIA_RATE_LIMIT_CHAT = env_rate("SOFIIA_RATE_LIMIT_CHAT", "30/60")
 SOFIIA_RATE_LIMIT_OPERATOR = env_rate("SOFIIA_RATE_LIMIT_OPERATOR", "120/60")
 SOFIIA_RATE_LIMIT_CHAT_CREATE = env_rate("SOFIIA_RATE_LIMIT_CHAT_CREATE", "60/3600")
+SOFIIA_RATE_LIMIT_CHAT_CHANGE = env_rate("SOFIIA_RATE_LIMIT_CHAT_CHANGE", "30/60")
 # Console and admin logins: failed attempts per user from one client address (the name is
 # kept from when it counted per user alone), per client address, and per user from all
 # addresses together (a high ceiling against distributed guessing); see operators/login.py.

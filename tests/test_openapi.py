@@ -16,10 +16,13 @@ DOCUMENTED = {
     ("/api/chats", "get"),
     ("/api/chats", "post"),
     ("/api/chats/{chat_id}", "get"),
+    ("/api/chats/{chat_id}", "patch"),
+    ("/api/chats/{chat_id}/export", "get"),
     ("/api/chats/{chat_id}/messages", "get"),
     ("/api/chats/{chat_id}/send", "post"),
     ("/api/health", "get"),
     ("/api/nodes", "get"),
+    ("/api/search", "get"),
     ("/livez", "get"),
     ("/readyz", "get"),
 }
@@ -46,12 +49,14 @@ def test_every_operation_is_described_with_its_json_answers(db):
     assert set(operations) == DOCUMENTED
     for (path, method), operation in operations.items():
         for status, response in operation["responses"].items():
-            assert list(response["content"]) == ["application/json"], (path, method, status)
+            # The export's document is JSON or Markdown; every other answer is JSON.
+            expected = ["application/json", "text/markdown"] if path.endswith("/export") and status == "200" else None
+            assert list(response["content"]) == (expected or ["application/json"]), (path, method, status)
             assert "X-Request-ID" in response["headers"], (path, method, status)
             if int(status) >= 400 and path.startswith("/api/") and path != "/api/health":
                 ref = response["content"]["application/json"]["schema"]["$ref"]
                 assert ref.split("/")[-1] in {"Error", "SendError"}, (path, method, status)
-        if path.startswith("/api/chats") or path == "/api/nodes":
+        if path.startswith("/api/chats") or path in ("/api/nodes", "/api/search"):
             assert {"401", "403", "503"} <= set(operation["responses"]), (path, method)
             assert operation["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
 

@@ -55,12 +55,13 @@ def test_the_auditors_group_may_only_view_audit_events(db):
     assert [f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()] == ["audit.view_auditevent"]
 
 
-def test_an_auditor_sees_only_the_audit_trail_in_the_admin(auditor, activity):
+def test_an_auditor_sees_only_the_audit_trail_and_usage_in_the_admin(auditor, activity):
     index = auditor.admin.get("/admin/")
     assert index.status_code == 200
     apps = index.context["app_list"]
     assert [(app["app_label"], [m["object_name"] for m in app["models"]]) for app in apps] == [
-        ("audit", ["AuditEvent"])
+        ("audit", ["AuditEvent"]),
+        ("chats", ["MessageUsage"]),
     ]
     written = {e.id for e in events()}
     ids = listed(auditor.admin)

@@ -273,7 +273,7 @@ def test_search_rename_and_archive(browser, server, alice, nodes):
     chat = Chat.objects.get(title="Deploy, renamed")
     assert chat.archived_at is not None
     actions = list(AuditEvent.objects.filter(chat_id=chat.pk).order_by("id").values_list("action", flat=True))
-    assert actions == ["chat.rename", "chat.archive"]
+    assert actions == ["chat.change", "chat.change"]
 
 
 def test_the_console_in_ukrainian(browser, server, alice, nodes):

@@ -10,8 +10,13 @@ def test_an_operator_creates_a_chat_on_a_chosen_node(alice):
     response = alice.api.post("/api/chats", {"title": "Release", "agent": "planner", "node": "NODA2"}, format="json")
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "title", "agent", "node", "created_at"}
+    assert set(body) == {
+        "id", "title", "agent", "node", "created_at",
+        "system_prompt", "model", "temperature", "max_tokens", "context_turns", "archived",
+    }  # fmt: skip
     assert (body["title"], body["agent"], body["node"]) == ("Release", "planner", "NODA2")
+    assert (body["system_prompt"], body["model"], body["temperature"], body["max_tokens"]) == ("", None, None, None)
+    assert (body["context_turns"], body["archived"]) == (10, False)
     assert body["created_at"].endswith("Z")
     assert len(body["created_at"]) == len("2026-01-01T00:00:00.000000Z")
     chat = Chat.objects.get(pk=body["id"])

@@ -25,7 +25,9 @@ def test_a_send_is_relayed_to_the_chats_node_over_http(alice, nodes, node, other
     assert body["operator_message"]["text"] == "status of the rollout?"
     assert body["operator_message"]["status"] == "delivered"
     assert body["operator_message"]["role"] == "operator"
-    assert body["reply"] == {
+    # The reply's metadata (model, backend, tokens_used, latency_ms) is checked in
+    # tests/chats/test_message_output.py.
+    assert {name: body["reply"][name] for name in ("id", "chat_id", "role", "text", "ts", "node", "status")} == {
         "id": body["reply"]["id"],
         "chat_id": chat["id"],
         "role": "agent",
@@ -79,7 +81,10 @@ def test_messages_are_listed_newest_first_with_both_sides(alice):
         first["reply"]["id"],
         first["operator_message"]["id"],
     ]
-    assert set(items[0]) == {"id", "chat_id", "role", "text", "ts", "node", "status"}
+    assert set(items[0]) == {
+        "id", "chat_id", "role", "text", "ts", "node", "status",
+        "model", "backend", "tokens_used", "latency_ms", "failure", "attempts",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
