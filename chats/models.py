@@ -139,8 +139,9 @@ class Message(models.Model):
     backend = models.CharField(max_length=MODEL_NAME_MAX_LENGTH, null=True, blank=True)
     tokens_used = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    # Agent messages only: the reply rendered once, when stored (chats.markdown), so a page
-    # never renders a reply again; empty for a reply shown as plain text.
+    # Agent messages only: the reply rendered once, when stored (chats.markdown.reply_html), so
+    # a page never renders a reply again nor reads its text; a reply past the renderer's bounds
+    # is stored as its escaped start in a <pre>. Empty only for an empty reply.
     html = models.TextField(blank=True, default="")
     # Operator messages only: what the first delivery attempt asked the node besides the
     # text — the chat's settings then and the ids of the messages sent as context — so a

@@ -5,11 +5,26 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Substr, TruncDate
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Length, Substr, TruncDate
 
 from chats.errors import ChatNotFound
 from chats.idempotency import delivery_lease_seconds
+from chats.markdown import PLAIN_SHOWN_MAX_CHARS
 from chats.models import Chat, Message
 from chats.search import search_filter_messages, search_fold
 from sofiia.lib.pagination import Position, keyset_after
@@ -63,6 +78,31 @@ def message_list_for_chat(*, chat: Chat) -> QuerySet[Message]:
     return Message.objects.filter(chat=chat)
 
 
+def _as_shown(messages: QuerySet[Message]) -> QuerySet[Message]:
+    """What a console page reads of each message, whatever the size of the replies: an operator's
+    text; a reply's stored HTML, or, for a reply stored without it, the start of its text that
+    the page shows (``text_shown``) and its full length (``text_length``). A reply's whole text
+    is never read: ten replies of a megabyte would otherwise cost the page ten megabytes."""
+    return messages.defer("text").annotate(
+        text_shown=Case(
+            When(role=Message.Role.OPERATOR, then=F("text")),
+            When(html="", then=Substr("text", 1, PLAIN_SHOWN_MAX_CHARS)),
+            default=Value(""),
+            output_field=TextField(),
+        ),
+        text_length=Case(
+            When(Q(role=Message.Role.AGENT, html=""), then=Length("text")),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+    )
+
+
+def message_list_for_console(*, chat: Chat) -> QuerySet[Message]:
+    """The chat's messages as the console's pages show them (see :func:`_as_shown`)."""
+    return _as_shown(message_list_for_chat(chat=chat))
+
+
 def chat_list_for_console(*, operator: User, query: str = "", archived: bool = False) -> QuerySet[Chat]:
     """The console's list: the operator's chats (archived ones, or the others), titles
     containing ``query``, each with a preview of its newest message and whether it has
@@ -96,14 +136,14 @@ def message_retryable(message: Message, *, now: datetime) -> bool:
 def message_list_near(*, chat: Chat, since: datetime | None, limit: int) -> list[Message]:
     """The chat's messages from ``since`` on (all of them when ``None``), oldest first: what a
     console polling forward has not seen yet, and recent ones whose state may have changed."""
-    messages = Message.objects.filter(chat=chat)
+    messages = _as_shown(Message.objects.filter(chat=chat))
     if since is not None:
         messages = messages.filter(ts__gte=since)
     return list(messages.order_by("ts", "id")[:limit])
 
 
 def message_list_by_ids(*, chat: Chat, ids: list[int]) -> list[Message]:
-    return list(Message.objects.filter(chat=chat, pk__in=ids).order_by("ts", "id"))
+    return list(_as_shown(Message.objects.filter(chat=chat, pk__in=ids)).order_by("ts", "id"))
 
 
 USAGE_MAX_DAYS = 366

@@ -18,6 +18,7 @@ from chats.errors import MessageDeliveryFailed, UnknownNode
 from chats.export import Export, export_render
 from chats.idempotency import delivery_lease_seconds, in_flight_error, request_fingerprint, reused_error
 from chats.limits import refuse_over_limit
+from chats.markdown import reply_html
 from chats.metrics import SEND_DURATION
 from chats.models import Chat, Message
 from chats.search import search_fold
@@ -409,6 +410,9 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
         _send_log(operator=operator, chat=chat, message=message, status=outcome, started=started, error=error.kind)
         raise MessageDeliveryFailed(message, error) from None
 
+    # Rendered once, here, outside the transaction and the write's retries: pages only copy it.
+    html = reply_html(result.response)
+
     def store_reply() -> Message:
         try:
             with transaction.atomic():
@@ -416,6 +420,7 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
                     chat=chat,
                     role=Message.Role.AGENT,
                     text=result.response,
+                    html=html,
                     ts=clock_now(),
                     node=chat.node,
                     status=Message.Status.DELIVERED,

@@ -30,7 +30,7 @@ from chats.selectors import (
     chat_get_for_operator,
     chat_list_for_console,
     message_list_by_ids,
-    message_list_for_chat,
+    message_list_for_console,
     message_list_near,
 )
 from chats.sending import send_for_request
@@ -137,7 +137,9 @@ def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
     chat = _chat_or_404(request, chat_id)
     cursor = request.GET.get("cursor") or None
     try:
-        page = keyset_page(message_list_for_chat(chat=chat), scope=_older_scope(chat), limit=PAGE_SIZE, cursor=cursor)
+        page = keyset_page(
+            message_list_for_console(chat=chat), scope=_older_scope(chat), limit=PAGE_SIZE, cursor=cursor
+        )
     except ApplicationError as refusal:
         return _bad_request(request, refusal.detail)
     items = list(reversed(page.items))
@@ -165,7 +167,7 @@ def chat_older(request: HttpRequest, chat_id: int) -> HttpResponse:
     chat = _chat_or_404(request, chat_id)
     try:
         page = keyset_page(
-            message_list_for_chat(chat=chat),
+            message_list_for_console(chat=chat),
             scope=_older_scope(chat),
             limit=PAGE_SIZE,
             cursor=request.GET.get("cursor") or None,

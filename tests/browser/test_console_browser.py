@@ -333,3 +333,29 @@ def test_the_console_has_no_accessibility_violations(browser, server, alice, nod
         assert tops == sorted(tops)
         assert len(set(tops)) == 3
         assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+
+
+def test_a_reply_with_an_aligned_table_shows_aligned_with_no_csp_violation(browser, server, alice, nodes):
+    chat = open_chat(browser, server, alice)
+    box = composer(browser)
+    for number, line in enumerate(["host | load | errors", "--- | :-: | --:", "a | 0.5 | 12"]):
+        if number:
+            ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+        box.send_keys(line)
+    send_button(browser).click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#messages .msg.agent table"), what="the table")
+    (sent,) = operator_messages(chat, "host | load | errors\n--- | :-: | --:\na | 0.5 | 12")
+    reply = Message.objects.get(reply_to=sent)
+    assert '<td class="align-right">12</td>' in reply.html
+    assert "style" not in reply.html
+    assert AuditEvent.objects.filter(action="message.send", outcome="delivered", target_id=str(sent.pk)).count() == 1
+
+    def alignments() -> list[str]:
+        cells = browser.find_elements(By.CSS_SELECTOR, f"#m{reply.pk} td")
+        return [cell.value_of_css_property("text-align") for cell in cells]
+
+    # As the script placed it, then as the page shows it when loaded whole.
+    assert alignments() == ["start", "center", "right"]
+    browser.refresh()
+    wait_for_page(browser, f"/console/chats/{chat.pk}/")
+    assert alignments() == ["start", "center", "right"]

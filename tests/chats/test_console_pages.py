@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from audit.models import AuditEvent
+from chats.markdown import reply_html
 from chats.models import Chat, Message
 from chats.views import POLL_LOOKBACK
 from sofiia.lib.clock import clock_now
@@ -180,10 +181,11 @@ def test_a_pending_message_past_its_lease_offers_a_retry(alice, console, clock, 
 
 def test_replies_are_markdown_without_raw_html_and_operator_text_is_plain(alice, console):
     chat = alice.new_chat()
+    text = '**bold** <script>alert(1)</script>\n```json\n{\n  "a": 1\n}\n```\n[x](javascript:alert(1)) ![i](http://e/i.png)'
+    # Rendered as the send path renders a reply it stores.
     Message.objects.create(
-        chat_id=chat["id"], role="agent", node="NODA1", status="delivered",
-        text="**bold** <script>alert(1)</script>\n```json\n{\n  \"a\": 1\n}\n```\n[x](javascript:alert(1)) ![i](http://e/i.png)",
-    )  # fmt: skip
+        chat_id=chat["id"], role="agent", node="NODA1", status="delivered", text=text, html=reply_html(text)
+    )
     Message.objects.create(
         chat_id=chat["id"], role="operator", node="NODA1", status="delivered", text="**not bold** <b>x</b>"
     )
