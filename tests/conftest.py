@@ -10,6 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from nodes.devrouter import DevRouter
+from nodes.registry import node_statuses_forget
 from sofiia.lib.clock import clock_advance, clock_reset
 from sofiia.settings import IDEMPOTENCY_CACHE_PREFIX, RATE_LIMIT_CACHE_PREFIX, backend_cache
 from tests.caches import clear_caches
@@ -105,6 +106,7 @@ def nodes(settings: Any, dev_routers: dict[str, DevRouter]) -> dict[str, DevRout
         router.calls.clear()
         router.probe_request_ids.clear()
     clear_caches()
+    node_statuses_forget()
     return dev_routers
 
 
