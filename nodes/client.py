@@ -53,8 +53,27 @@ def node_call(
     request_id: str | None = None,
 ) -> Any:
     """Call ``url`` on ``node`` and return the JSON value of its 200 answer, or raise
-    :class:`~nodes.errors.NodeError`. The call is over within ``timeout`` seconds (plus the
-    time to connect, itself at most ``_CONNECT_TIMEOUT``) and reads at most ``max_bytes``."""
+    :class:`~nodes.errors.NodeError` (see :func:`node_fetch`)."""
+    raw = node_fetch(
+        node=node, url=url, method=method, body=body, timeout=timeout, max_bytes=max_bytes, request_id=request_id
+    )
+    return parse_json(raw, node=node)
+
+
+def node_fetch(
+    *,
+    node: str,
+    url: str,
+    method: str = "GET",
+    body: bytes | None = None,
+    timeout: float,
+    max_bytes: int,
+    request_id: str | None = None,
+) -> bytes:
+    """Call ``url`` on ``node`` and return the body of its 200 answer, or raise
+    :class:`~nodes.errors.NodeError`. Connecting may take up to ``timeout`` (and never more
+    than ``_CONNECT_TIMEOUT``); the whole answer — status line, headers and body — must have
+    arrived ``timeout`` seconds after the call began, and may be at most ``max_bytes`` long."""
     deadline = time.monotonic() + timeout
     headers = request_id_headers(request_id)
     if body is not None:
@@ -79,8 +98,7 @@ def node_call(
                 raise NodeUnavailable(node, "redirect", f"answered a redirect (HTTP {response.status_code})")
             if response.status_code != 200:
                 raise NodeUnavailable(node, "http_status", f"answered HTTP {response.status_code}")
-            raw = _read(response, node=node, timeout=timeout, max_bytes=max_bytes)
-    return _parse(raw, node=node)
+            return _read(response, node=node, timeout=timeout, max_bytes=max_bytes)
 
 
 def _read(response: requests.Response, *, node: str, timeout: float, max_bytes: int) -> bytes:
@@ -106,7 +124,8 @@ def _read(response: requests.Response, *, node: str, timeout: float, max_bytes: 
     return b"".join(chunks)
 
 
-def _parse(raw: bytes, *, node: str) -> Any:
+def parse_json(raw: bytes, *, node: str) -> Any:
+    """The JSON value of a node's answer, or :class:`~nodes.errors.NodeUnavailable`."""
     try:
         # Strict UTF-8 first: json.loads would take UTF-16 and UTF-32 bytes as well.
         text = raw.decode("utf-8")

@@ -12,8 +12,8 @@ bounded and paid once. A dead, hanging or hostile node only ever holds its own r
 
 A refresh (:func:`node_probe`) asks ``GET {node}/health`` and then ``GET {node}/v1/models``
 through the bounded client (:mod:`nodes.client`) with the probe timeout as total deadline
-and small size caps; the node is up when ``/health`` answers 200 with JSON. A status is
-``unknown`` until the first probe ends.
+and small size caps; the node is up when ``/health`` answers 200 in full within them. A
+status is ``unknown`` until the first probe ends.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from nodes.client import node_call, storable_text
+from nodes.client import node_call, node_fetch, parse_json, storable_text
 from nodes.errors import NodeError
 from sofiia.lib.clock import clock_now
 from sofiia.lib.request_id import current_request_id
@@ -124,12 +124,13 @@ def node_models(name: str, *, timeout: float | None = None, request_id: str | No
 
 
 def node_probe(name: str, *, timeout: float | None = None, request_id: str | None = None) -> NodeStatus:
-    """Ask the node now: up when ``GET {node}/health`` answers 200 with JSON within the probe
-    timeout (in total), and then with the models it lists."""
+    """Ask the node now: up when ``GET {node}/health`` answers 200, in full within the probe
+    timeout and the health cap; then the agents its body lists, if it is JSON that says so,
+    and the models it lists at ``/v1/models``."""
     timeout = settings.SOFIIA_NODE_PROBE_TIMEOUT if timeout is None else timeout
     started = time.monotonic()
     try:
-        body = node_call(
+        raw = node_fetch(
             node=name,
             url=f"{node_url(name)}/health",
             timeout=timeout,
@@ -140,6 +141,10 @@ def node_probe(name: str, *, timeout: float | None = None, request_id: str | Non
         logger.info("node.down", extra={"node": name, "reason": exc.kind})
         return NodeStatus(name=name, status="down", latency_ms=None, checked_at=clock_now(), failure=exc.failure)
     latency_ms = round((time.monotonic() - started) * 1000)
+    try:
+        body = parse_json(raw, node=name)
+    except NodeError:
+        body = None  # up (the protocol asks only for a 200), and says nothing more
     return NodeStatus(
         name=name,
         status="up",
@@ -168,6 +173,7 @@ class NodeStatusBoard:
         self._idle = threading.Condition(self._lock)
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._labelled_models: dict[str, set[str]] = {}
+        self._running = 0
 
     def _entry(self, name: str) -> _Entry:
         # Keyed by URL too: a node moved to another address is not known there yet.
@@ -203,13 +209,22 @@ class NodeStatusBoard:
             return entry.status
 
     def _refresh_later(self, entry: _Entry, request_id: str | None) -> None:
+        # Called with the lock held: the refresh cannot store (and count itself done) before
+        # it is counted as running below.
         if entry.refreshing:
             return
-        entry.refreshing = True
         name = entry.status.name
-        threading.Thread(
+        refresher = threading.Thread(
             target=self._refresh, args=(entry, request_id), name=f"node-status-{name}", daemon=True
-        ).start()
+        )
+        try:
+            refresher.start()
+        except RuntimeError:
+            # No thread to be had (a process at its limit): the page shows what is known.
+            logger.warning("node.refresh_not_started", extra={"node": name})
+            return
+        entry.refreshing = True
+        self._running += 1
 
     def _refresh(self, entry: _Entry, request_id: str | None) -> None:
         name = entry.status.name
@@ -220,14 +235,16 @@ class NodeStatusBoard:
             # stuck "refreshing" would never be probed again in this process.
             logger.exception("node.probe_crashed", extra={"node": name})
             status = NodeStatus(name=name, status="down", latency_ms=None, checked_at=clock_now())
-        self._store(entry, status)
+        self._store(entry, status, background=True)
 
-    def _store(self, entry: _Entry, status: NodeStatus) -> None:
+    def _store(self, entry: _Entry, status: NodeStatus, *, background: bool = False) -> None:
         with self._lock:
             entry.status = status
-            entry.refreshing = False
             entry.known.set()
-            self._idle.notify_all()
+            if background:
+                entry.refreshing = False
+                self._running -= 1
+                self._idle.notify_all()
 
     def refresh(self) -> list[NodeStatus]:
         """Probe every node now, store and return their statuses."""
@@ -246,9 +263,7 @@ class NodeStatusBoard:
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no refresh is running; False if one still is after ``timeout`` seconds."""
         with self._idle:
-            return self._idle.wait_for(
-                lambda: not any(entry.refreshing for entry in self._entries.values()), timeout=timeout
-            )
+            return self._idle.wait_for(lambda: self._running == 0, timeout=timeout)
 
     def model_label(self, name: str, model: str | None) -> str:
         """``model`` as a metrics label for ``name``: itself when the node lists it (last
@@ -293,9 +308,11 @@ def node_statuses_settle(timeout: float = 10.0) -> bool:
     return _board.wait_idle(timeout)
 
 
-def node_statuses_forget() -> None:
-    """Forget every status: the next look at each node is a first look (tests, a fork)."""
+def node_statuses_forget(*, settle_seconds: float = 10.0) -> None:
+    """Forget every status: the next look at each node is a first look (tests). The refreshes
+    under way are waited for first (up to ``settle_seconds``), so none lands afterwards."""
     global _board
+    _board.wait_idle(settle_seconds)
     _board = NodeStatusBoard()
 
 
@@ -304,8 +321,9 @@ def node_model_label(name: str, model: str | None) -> str:
 
 
 def _after_fork_in_child() -> None:
-    # The refreshing threads of the parent do not exist in the child.
-    node_statuses_forget()
+    global _board
+    # The refreshing threads of the parent do not exist in the child: nothing to wait for.
+    _board = NodeStatusBoard()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -102,11 +102,12 @@ def nodes(settings: Any, dev_routers: dict[str, DevRouter]) -> dict[str, DevRout
     """Every test talks to two real dev routers over HTTP, with nothing left from the last test."""
     settings.SOFIIA_NODES = {name: router.url for name, router in dev_routers.items()}
     settings.SOFIIA_DEFAULT_NODE = "NODA1"
+    # First: a refresh an earlier test set off must not reach the routers once they are cleared.
+    node_statuses_forget()
     for router in dev_routers.values():
         router.calls.clear()
         router.probe_request_ids.clear()
     clear_caches()
-    node_statuses_forget()
     return dev_routers
 
 

@@ -124,6 +124,23 @@ def test_a_node_moved_to_another_address_is_not_known_there_yet(alice, switch, s
     assert status.agents == ("echo", "slow5")
 
 
+@pytest.mark.parametrize(
+    "body", [b"OK", b"[" * 60000, b'{"agents": "' + b"x" * 1000 + b'"}'], ids=["text", "deep JSON", "no list"]
+)
+def test_a_health_200_is_up_whatever_its_body_says(alice, fake_node, body):
+    fake_node(lambda request: http_200(body, "text/plain") if request.path == "/health" else json_200({}))
+    node_statuses_refresh()
+    (status,) = [s for s in node_statuses() if s.name == "EVIL"]
+    assert (status.status, status.agents, status.models, status.failure) == ("up", (), (), "")
+
+
+def test_a_health_answer_over_its_cap_is_down(alice, fake_node):
+    fake_node(lambda request: http_200(b'"' + b"x" * registry.HEALTH_MAX_BYTES + b'"'))
+    node_statuses_refresh()
+    (status,) = [s for s in node_statuses() if s.name == "EVIL"]
+    assert (status.status, status.failure) == ("down", "node_too_large")
+
+
 def test_node_models_are_bounded(alice, fake_node):
     listed = [{"id": f"model-{n}"} for n in range(5000)]
     listed[0:4] = [{"id": "nul\u0000"}, {"id": "m" * 201}, {"id": 7}, {"id": "\ud800"}]
