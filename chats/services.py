@@ -392,7 +392,7 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
         def mark_failed() -> None:
             with transaction.atomic():
                 Message.objects.filter(pk=message.pk, status=Message.Status.PENDING, attempts=message.attempts).update(
-                    status=Message.Status.FAILED, failure=node_error.code
+                    status=Message.Status.FAILED, failure=node_error.failure
                 )
                 audit_record(
                     actor=actor,

@@ -15,14 +15,23 @@ from sofiia.lib.openapi import READ_ERRORS, error_responses
 
 class NodeOutputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField()
-    status = serializers.ChoiceField(choices=["up", "down"], help_text="From a short probe of the node's `/health`.")
+    status = serializers.ChoiceField(
+        choices=["up", "down"],
+        help_text="The node's last known health, from a short probe of its `/health` in the background; "
+        "`down` until a probe has found it up.",
+    )
     latency_ms = serializers.IntegerField(allow_null=True, help_text="The probe's round trip; null when down.")
+    models = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The model ids the node lists at `/v1/models` (at most 200), `[]` when none or unknown.",
+    )
     in_flight = serializers.IntegerField(help_text="Sends waiting on this node in this instance.")
     max_in_flight = serializers.IntegerField(help_text="`SOFIIA_NODE_MAX_INFLIGHT`: past it a send is `node_busy`.")
 
 
 class NodeListApi(APIView):
-    """``GET /api/nodes``: each node's health (probed, cached a few seconds) and its sends in flight."""
+    """``GET /api/nodes``: each node's last known health and models (never asked on this
+    request's path: see ``nodes.registry``) and its sends in flight."""
 
     @extend_schema(
         operation_id="nodes_list",
@@ -36,8 +45,10 @@ class NodeListApi(APIView):
             [
                 {
                     "name": s.name,
-                    "status": s.status,
-                    "latency_ms": s.latency_ms,
+                    # The contract knows up and down: a node not yet known to be up is down.
+                    "status": "up" if s.status == "up" else "down",
+                    "latency_ms": s.latency_ms if s.status == "up" else None,
+                    "models": list(s.models),
                     "in_flight": bulkhead.in_flight(s.name),
                     "max_in_flight": limit,
                 }

@@ -29,8 +29,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from nodes.infer import NodeBusy
+from nodes.errors import NodeBusy
 from nodes.metrics import NODE_BUSY, NODE_IN_FLIGHT
+from nodes.registry import node_label
 
 
 class _Flock(ctypes.Structure):
@@ -72,11 +73,12 @@ class NodeBulkhead:
         """Hold one of ``node``'s slots for the length of the block, or raise :class:`NodeBusy`."""
         limit = max_in_flight()
         index = self._acquire(node, limit)
-        NODE_IN_FLIGHT.labels(node=node).inc()
+        gauge = NODE_IN_FLIGHT.labels(node=node_label(node))
+        gauge.inc()
         try:
             yield
         finally:
-            NODE_IN_FLIGHT.labels(node=node).dec()
+            gauge.dec()
             self._release(node, index)
 
     def _acquire(self, node: str, limit: int) -> int:
@@ -97,7 +99,7 @@ class NodeBulkhead:
                     raise
                 held.add(index)
                 return index
-        NODE_BUSY.labels(node=node).inc()
+        NODE_BUSY.labels(node=node_label(node)).inc()
         raise NodeBusy(node, "busy", f"{limit} sends to this node are already in flight")
 
     def _release(self, node: str, index: int) -> None:

@@ -4,7 +4,11 @@ Not for production. The reply is deterministic: ``"<node>/<agent>: <prompt>"``. 
 names make it misbehave on purpose, so every kind of node failure can be exercised over
 real HTTP: ``slow<seconds>`` answers late, ``fail500`` answers 500, ``garbage`` answers a
 body that is not JSON, ``badjson`` answers JSON without ``response``. ``/health`` lists the
-agents it advertises (``ADVERTISED_AGENTS``), which the console suggests.
+agents it advertises (``ADVERTISED_AGENTS``), which the console suggests; ``/v1/models`` lists
+``MODELS``. An answer names the model the body asked for (``DEFAULT_MODEL`` when it asked for
+none) and counts ``tokens_used`` as a backend would, roughly: the words the node read (the
+system prompt and the messages, or the prompt) plus the words of its reply. Every infer call is
+recorded with its whole body (``InferCall``), so tests can assert what a node was asked.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ INFER_PATH = re.compile(r"^/v1/agents/([^/]+)/infer$")
 MAX_BODY_BYTES = 1024 * 1024
 # What /health lists (the console suggests them); any other agent name is answered too.
 ADVERTISED_AGENTS = ("echo", "slow5")
+MODELS = ({"id": "sofiia-small", "backend": "dev-cpu"}, {"id": "sofiia-large", "backend": "dev-gpu"})
+DEFAULT_MODEL = "sofiia-small"
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -41,14 +47,39 @@ class _QuietServer(ThreadingHTTPServer):
 @dataclass
 class InferCall:
     agent: str
+    # The whole JSON body of the call, parsed, and its bytes as they came.
     body: dict[str, Any]
     at: float
     # The console's X-Request-ID for the send that made the call.
     request_id: str | None = None
+    raw: bytes = b""
 
 
 def reply_text(node: str, agent: str, prompt: str) -> str:
     return f"{node}/{agent}: {prompt}"
+
+
+def _words(value: object) -> int:
+    return len(value.split()) if isinstance(value, str) else 0
+
+
+def tokens_used(body: dict[str, Any], reply: str) -> int:
+    """What the node read and wrote, in words: a stand-in for a backend's token count."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages:
+        read = sum(_words(m.get("content")) for m in messages if isinstance(m, dict))
+    else:
+        read = _words(body.get("prompt"))
+    return _words(body.get("system_prompt")) + read + _words(reply)
+
+
+def answer_model(body: dict[str, Any]) -> tuple[str, str]:
+    """The model that answers ``body`` and its backend."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        model = DEFAULT_MODEL
+    backend = next((m["backend"] for m in MODELS if m["id"] == model), "dev-router")
+    return model, backend
 
 
 @dataclass
@@ -104,6 +135,8 @@ class DevRouter:
                     with router._lock:
                         router.probe_request_ids.append(self.headers.get("X-Request-ID"))
                     self._json(200, {"status": "ok", "node": router.name, "agents": list(ADVERTISED_AGENTS)})
+                elif self.path == "/v1/models":
+                    self._json(200, {"models": list(MODELS), "total": len(MODELS)})
                 else:
                     self._json(404, {"detail": "not found"})
 
@@ -113,8 +146,9 @@ class DevRouter:
                 if not match or length > MAX_BODY_BYTES:
                     self._json(404 if not match else 413, {"detail": "not found" if not match else "too large"})
                     return
+                raw = self.rfile.read(length)
                 try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
+                    body = json.loads(raw or b"{}")
                 except ValueError:
                     self._json(400, {"detail": "body is not JSON"})
                     return
@@ -122,11 +156,13 @@ class DevRouter:
                     self._json(422, {"detail": "prompt must be a string"})
                     return
                 agent = match.group(1)
-                call = InferCall(agent=agent, body=body, at=time.time(), request_id=self.headers.get("X-Request-ID"))
+                call = InferCall(
+                    agent=agent, body=body, at=time.time(), request_id=self.headers.get("X-Request-ID"), raw=raw
+                )
                 router.record(call)
-                self._answer(agent, body["prompt"])
+                self._answer(agent, body)
 
-            def _answer(self, agent: str, prompt: str) -> None:
+            def _answer(self, agent: str, body: dict[str, Any]) -> None:
                 if agent.startswith("slow"):
                     try:
                         time.sleep(min(float(agent[4:] or "1"), 120.0))
@@ -139,13 +175,15 @@ class DevRouter:
                 elif agent == "badjson":
                     self._json(200, {"unexpected": True})
                 else:
+                    reply = reply_text(router.name, agent, body["prompt"])
+                    model, backend = answer_model(body)
                     self._json(
                         200,
                         {
-                            "response": reply_text(router.name, agent, prompt),
-                            "model": "dev-echo",
-                            "tokens_used": len(prompt.split()),
-                            "backend": "dev-router",
+                            "response": reply,
+                            "model": model,
+                            "tokens_used": tokens_used(body, reply),
+                            "backend": backend,
                         },
                     )
 

@@ -10,6 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from nodes.devrouter import DevRouter
+from nodes.registry import node_statuses_forget
 from sofiia.lib.clock import clock_advance, clock_reset
 from sofiia.settings import IDEMPOTENCY_CACHE_PREFIX, RATE_LIMIT_CACHE_PREFIX, backend_cache
 from tests.caches import clear_caches
@@ -101,6 +102,8 @@ def nodes(settings: Any, dev_routers: dict[str, DevRouter]) -> dict[str, DevRout
     """Every test talks to two real dev routers over HTTP, with nothing left from the last test."""
     settings.SOFIIA_NODES = {name: router.url for name, router in dev_routers.items()}
     settings.SOFIIA_DEFAULT_NODE = "NODA1"
+    # First: a refresh an earlier test set off must not reach the routers once they are cleared.
+    node_statuses_forget()
     for router in dev_routers.values():
         router.calls.clear()
         router.probe_request_ids.clear()

@@ -88,15 +88,15 @@ def test_messages_are_listed_newest_first_with_both_sides(alice):
 
 
 @pytest.mark.parametrize(
-    ("agent", "status", "error", "outcome"),
+    ("agent", "status", "error", "failure", "outcome"),
     [
-        ("fail500", 502, "node_unavailable", "failed"),
-        ("garbage", 502, "node_unavailable", "failed"),
-        ("badjson", 502, "node_unavailable", "failed"),
-        ("slow3", 504, "node_timeout", "timeout"),
+        ("fail500", 502, "node_unavailable", "node_http_error", "failed"),
+        ("garbage", 502, "node_unavailable", "node_bad_response", "failed"),
+        ("badjson", 502, "node_unavailable", "node_bad_response", "failed"),
+        ("slow3", 504, "node_timeout", "node_timeout", "timeout"),
     ],
 )
-def test_a_node_failure_keeps_the_operator_message_as_failed(alice, settings, agent, status, error, outcome):
+def test_a_node_failure_keeps_the_operator_message_as_failed(alice, settings, agent, status, error, failure, outcome):
     settings.SOFIIA_INFER_TIMEOUT = 0.5
     chat = alice.new_chat(agent=agent)
     response = alice.send(chat["id"], "will it work?", key=key())
@@ -106,7 +106,7 @@ def test_a_node_failure_keeps_the_operator_message_as_failed(alice, settings, ag
     assert body["operator_message"]["status"] == "failed"
     message = Message.objects.get()
     assert (message.role, message.status, message.failure, message.text) == (
-        "operator", "failed", error, "will it work?",
+        "operator", "failed", failure, "will it work?",
     )  # fmt: skip
     event = AuditEvent.objects.get(action="message.send")
     assert event.outcome == outcome

@@ -30,8 +30,15 @@ def test_run_dev_router_speaks_the_node_protocol():
         assert health.status_code == 200
         reply = requests.post(f"{base}/v1/agents/scout/infer", json={"prompt": "ping"}, timeout=5)
         assert reply.status_code == 200
-        assert reply.json() == {"response": "NODA7/scout: ping", "model": "dev-echo", "tokens_used": 1,
-                                "backend": "dev-router"}  # fmt: skip
+        assert reply.json() == {"response": "NODA7/scout: ping", "model": "sofiia-small", "tokens_used": 1 + 2,
+                                "backend": "dev-cpu"}  # fmt: skip
+        asked = requests.post(
+            f"{base}/v1/agents/scout/infer", json={"prompt": "ping", "model": "sofiia-large"}, timeout=5
+        )
+        assert (asked.json()["model"], asked.json()["backend"]) == ("sofiia-large", "dev-gpu")
+        models = requests.get(f"{base}/v1/models", timeout=5).json()
+        assert models == {"models": [{"id": "sofiia-small", "backend": "dev-cpu"},
+                                     {"id": "sofiia-large", "backend": "dev-gpu"}], "total": 2}  # fmt: skip
         assert requests.post(f"{base}/v1/agents/scout/infer", data=b"nope", timeout=5).status_code == 400
         assert requests.post(f"{base}/v1/agents/scout/infer", json={"prompt": 1}, timeout=5).status_code == 422
         assert requests.get(f"{base}/elsewhere", timeout=5).status_code == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from nodes.registry import node_statuses_settle
 from sofiia.lib.logging import DjangoRequestFilter
 
 
@@ -23,9 +24,10 @@ def test_a_generated_request_id_is_forwarded_too(alice, nodes):
     assert call.request_id == response["X-Request-ID"]
 
 
-def test_health_probes_of_the_nodes_carry_the_request_id(alice, nodes):
+def test_the_health_probes_a_request_sets_off_carry_its_request_id(alice, nodes):
     response = alice.api.get("/api/nodes", HTTP_X_REQUEST_ID="trace-probe-1")
     assert response.status_code == 200
+    assert node_statuses_settle()
     assert nodes["NODA1"].probe_request_ids == ["trace-probe-1"]
     assert nodes["NODA2"].probe_request_ids == ["trace-probe-1"]
 

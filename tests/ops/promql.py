@@ -20,6 +20,7 @@ KNOWN_METRICS = frozenset(
         "sofiia_login_failures_total",
         "sofiia_node_in_flight",
         "sofiia_node_busy_total",
+        "sofiia_node_tokens_total",
         "django_http_responses_total_by_status_total",
         "django_http_requests_total_by_method_total",
         "django_http_requests_latency_seconds_by_view_method_bucket",
