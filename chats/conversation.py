@@ -46,7 +46,8 @@ class ContextUnavailable(Exception):
 
 
 def infer_request_snapshot(*, chat: Chat, message: Message) -> dict[str, Any]:
-    """What the first delivery attempt of the operator ``message`` asks besides its text:
+    """What the first delivery attempt of the operator ``message`` (stored, or about to be)
+    asks besides its text:
     the chat's settings and ``context``, ``[[operator_message_id, reply_id], ...]`` oldest
     first.
 
@@ -65,7 +66,7 @@ def infer_request_snapshot(*, chat: Chat, message: Message) -> dict[str, Any]:
     if turns > 0:
         earlier = (
             Message.objects.filter(chat_id=chat.pk, role=Message.Role.OPERATOR, status=Message.Status.DELIVERED)
-            .filter(Q(ts__lte=message.ts) & (Q(ts__lt=message.ts) | Q(ts=message.ts, id__lt=message.pk)))
+            .filter(_before(message))
             .filter(reply__isnull=False)
             .select_related("reply")
             .only("id", "ts", "text", "reply__id", "reply__text")
@@ -87,6 +88,14 @@ def infer_request_snapshot(*, chat: Chat, message: Message) -> dict[str, Any]:
         "max_tokens": chat.max_tokens,
         "context": context,
     }
+
+
+def _before(message: Message) -> Q:
+    if message.pk is None:
+        # A message about to be stored: every exchange already delivered came before it (its
+        # operator message was stored, and answered, earlier).
+        return Q(ts__lte=message.ts)
+    return Q(ts__lte=message.ts) & (Q(ts__lt=message.ts) | Q(ts=message.ts, id__lt=message.pk))
 
 
 def _context_texts(*, message: Message, context: list[list[int]]) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from django.db.models import F, Q
 
 from audit.actions import AuditAction, AuditOutcome
 from audit.services import audit_record, audit_record_budgeted
+from chats.conversation import infer_body, infer_body_digest, infer_request_snapshot
 from chats.errors import MessageDeliveryFailed, UnknownNode
 from chats.export import Export, export_render
 from chats.idempotency import delivery_lease_seconds, in_flight_error, request_fingerprint, reused_error
@@ -224,6 +225,9 @@ def _operator_message_claim(*, operator: User, chat: Chat, text: str, idempotenc
 def _operator_message_take(
     *, operator: User, chat: Chat, text: str, idempotency_key: str, now: datetime
 ) -> tuple[Message, bool]:
+    # What this message asks besides its text is fixed now, at its first attempt, and kept
+    # with it: a retry asks the same, and an auditor can rebuild the request (audit_prompt).
+    snapshot = infer_request_snapshot(chat=chat, message=Message(chat=chat, ts=now))
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -237,6 +241,7 @@ def _operator_message_take(
                 idempotency_key=idempotency_key,
                 attempts=1,
                 delivery_started_at=now,
+                infer_request=snapshot,
             )
         _chat_touch(chat=chat, now=now)
         return message, False
@@ -350,10 +355,6 @@ def _write_or_hand_over(operation: Callable[[], T], *, what: str) -> T:
         raise database_unavailable() from None
 
 
-def _legacy_body(text: str) -> dict[str, object]:
-    return {"prompt": text, "model": None, "max_tokens": None, "temperature": None, "system_prompt": None}
-
-
 def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str) -> SendOutcome:
     """Relay ``text`` to the chat's node and store both sides.
 
@@ -374,16 +375,24 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
         # Another send with this key delivered it while this one was on its way here.
         return SendOutcome(operator_message=message, reply=Message.objects.get(reply_to=message), replayed=True)
 
+    snapshot = message.infer_request
+    if snapshot is None:  # stored before messages kept what they ask
+        snapshot = infer_request_snapshot(chat=chat, message=message)
+        Message.objects.filter(pk=message.pk).update(infer_request=snapshot)
+    body = infer_body(message=message, snapshot=snapshot)
     audit_details = {
         "node": chat.node,
         "agent": chat.agent,
         "attempt": message.attempts,
         "idempotency_key": idempotency_key,
+        # The proof of what the agent was asked: audit_prompt rebuilds the body and compares.
+        "infer_sha256": infer_body_digest(body),
+        "context_ids": [message_id for pair in snapshot.get("context", []) for message_id in pair],
     }
     db_connections_release()
     try:
         with send_gate_given_up(), node_bulkhead().slot(chat.node):
-            result = infer(node=chat.node, agent=chat.agent, body=_legacy_body(text))
+            result = infer(node=chat.node, agent=chat.agent, body=body)
     except NodeError as error:
         outcome = AuditOutcome.TIMEOUT if error.code == "node_timeout" else AuditOutcome.FAILED
         # The closure outlives this block (it may be handed to the background).
@@ -425,6 +434,10 @@ def message_send(*, operator: User, chat: Chat, text: str, idempotency_key: str)
                     node=chat.node,
                     status=Message.Status.DELIVERED,
                     reply_to=message,
+                    model=result.model,
+                    backend=result.backend,
+                    tokens_used=result.tokens_used,
+                    latency_ms=result.latency_ms,
                 )
                 Message.objects.filter(pk=message.pk).update(status=Message.Status.DELIVERED, failure="")
                 audit_record(

@@ -1,6 +1,8 @@
 """A small router that speaks the node protocol, for the default local run and the tests.
 
-Not for production. The reply is deterministic: ``"<node>/<agent>: <prompt>"``. A few agent
+Not for production. The reply is deterministic: ``"<node>/<agent>: <text>"``, where the text is
+the new message (the last ``user`` turn of ``messages``, else the ``prompt``), so an echo reads
+the same whatever context came with it. A few agent
 names make it misbehave on purpose, so every kind of node failure can be exercised over
 real HTTP: ``slow<seconds>`` answers late, ``fail500`` answers 500, ``garbage`` answers a
 body that is not JSON, ``badjson`` answers JSON without ``response``. ``/health`` lists the
@@ -54,6 +56,22 @@ class InferCall:
     request_id: str | None = None
     raw: bytes = b""
 
+    @property
+    def text(self) -> str:
+        """The new message the call asked about (what the echo answers)."""
+        return new_text(self.body)
+
+
+def new_text(body: dict[str, Any]) -> str:
+    """The operator's new text in an infer body: the last turn of ``messages`` when it is the
+    user's, else the ``prompt`` (a router that reads only ``prompt`` gets the turns flattened)."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages:
+        last = messages[-1]
+        if isinstance(last, dict) and last.get("role") == "user" and isinstance(last.get("content"), str):
+            return str(last["content"])
+    return str(body.get("prompt", ""))
+
 
 def reply_text(node: str, agent: str, prompt: str) -> str:
     return f"{node}/{agent}: {prompt}"
@@ -103,9 +121,10 @@ class DevRouter:
         with self._lock:
             self.calls.append(call)
 
-    def calls_with(self, prompt: str) -> list[InferCall]:
+    def calls_with(self, text: str) -> list[InferCall]:
+        """The calls that asked about the new message ``text``."""
         with self._lock:
-            return [call for call in self.calls if call.body.get("prompt") == prompt]
+            return [call for call in self.calls if call.text == text]
 
     def bind(self) -> ThreadingHTTPServer:
         router = self
@@ -175,7 +194,7 @@ class DevRouter:
                 elif agent == "badjson":
                     self._json(200, {"unexpected": True})
                 else:
-                    reply = reply_text(router.name, agent, body["prompt"])
+                    reply = reply_text(router.name, agent, new_text(body))
                     model, backend = answer_model(body)
                     self._json(
                         200,

@@ -45,5 +45,5 @@ def test_a_failed_send_answers_with_the_failure_and_the_attempts(alice):
         response = alice.send(chat["id"], "hello", key=key)
         assert response.status_code == 502
         message = response.json()["operator_message"]
-        assert (message["status"], message["failure"], message["attempts"]) == ("failed", "node_unavailable", attempt)
+        assert (message["status"], message["failure"], message["attempts"]) == ("failed", "node_http_error", attempt)
         assert message["model"] is None

@@ -45,6 +45,7 @@ def test_a_send_is_relayed_to_the_chats_node_over_http(alice, nodes, node, other
         "max_tokens": None,
         "temperature": None,
         "system_prompt": None,
+        "messages": [{"role": "user", "content": "status of the rollout?"}],
     }
     assert nodes[other].calls == []
     event = AuditEvent.objects.get(action="message.send")
