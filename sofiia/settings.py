@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "sofiia.lib.page_security.PageSecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sofiia.lib.errors.ApiJsonErrorsMiddleware",
+    # Before the session, CSRF and authentication: a method the URL does not take is a 405.
+    "sofiia.lib.methods.MethodGateMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "sofiia.lib.locale.PageLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,7 +87,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # django-prometheus' after-middleware, labelling known methods only.
+    "sofiia.lib.request_metrics.RequestMetricsMiddleware",
 ]
 
 ROOT_URLCONF = "sofiia.urls"

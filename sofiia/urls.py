@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path, register_converter
+from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
+from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from audit.api import AuditEventListApi
@@ -23,6 +25,7 @@ urlpatterns = [
     path("console/", include("chats.console_urls")),
     path("admin/", admin.site.urls),
     path("favicon.ico", RedirectView.as_view(url=static("console/favicon.svg")), name="favicon"),
-    path("", include("django_prometheus.urls")),
+    # django-prometheus' own route, declaring the methods it takes (sofiia.lib.methods).
+    path("metrics", require_safe(ExportToDjangoView), name="prometheus-django-metrics"),
     path("", RedirectView.as_view(pattern_name="console:chat-list"), name="home"),
 ]
