@@ -146,7 +146,7 @@ def test_an_operator_token_neither_opens_nor_closes_the_trail(audit_keys, alice)
     assert alice.api.get("/api/audit").status_code == 401
 
 
-def test_a_read_is_audited_with_its_filters_and_request_id(audit_keys, activity, client):
+def test_a_read_is_audited_with_its_filters_and_request_id(audit_keys, activity, client, behind_proxy):
     response = client.get(
         "/api/audit", {"action": "chat.create", "limit": "1"}, HTTP_X_AUDIT_KEY=OLD_KEY, HTTP_X_REQUEST_ID="siem-7"
     )
