@@ -339,14 +339,16 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-# The console's pages (sofiia.lib.page_security): only its own script, styles and images, no
-# inline code. The admin and the API's browsable pages carry inline code of their own and
-# are left to the proxy's policy.
+# Every HTML page the app serves (sofiia.lib.page_security): only its own script, styles and
+# images, no inline code. The admin's pages need nothing more; the API's docs (Swagger UI)
+# also draw icons from data: URIs in their stylesheet.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-CSP_EXEMPT_PREFIXES = ("/admin/", "/api/")
+CSP_PREFIX_POLICIES = {
+    "/api/docs/": CONTENT_SECURITY_POLICY.replace("img-src 'self';", "img-src 'self' data:;"),
+}
 # Console pages hold transcripts: never kept in the browser's cache (Back after logout).
 NO_STORE_PREFIXES = ("/console/",)
 
