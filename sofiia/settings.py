@@ -171,9 +171,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Caches and backends -----------------------------------------------------------------
 
 BACKENDS = ("inmemory", "redis")
-SOFIIA_REDIS_URL = env_str("SOFIIA_REDIS_URL", "redis://127.0.0.1:6379/0")
-if not SOFIIA_REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
-    raise ImproperlyConfigured(f"SOFIIA_REDIS_URL: expected a redis:// URL, got {SOFIIA_REDIS_URL!r}")
+
+
+def _redis_url(name: str, url: str) -> str:
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"{name}: expected a redis:// URL, got {url!r}")
+    return url
+
+
+SOFIIA_REDIS_URL = _redis_url("SOFIIA_REDIS_URL", env_str("SOFIIA_REDIS_URL", "redis://127.0.0.1:6379/0"))
+# Idempotency records and rate-limit windows may live on Redis servers of their own: Redis
+# evicts across all of a server's databases, so only separate servers (or a server that
+# evicts nothing) keep one from evicting the other (docs/reliability.md, "Redis memory").
+SOFIIA_IDEMPOTENCY_REDIS_URL = _redis_url(
+    "SOFIIA_IDEMPOTENCY_REDIS_URL", env_str("SOFIIA_IDEMPOTENCY_REDIS_URL", SOFIIA_REDIS_URL)
+)
+SOFIIA_RATE_LIMIT_REDIS_URL = _redis_url(
+    "SOFIIA_RATE_LIMIT_REDIS_URL", env_str("SOFIIA_RATE_LIMIT_REDIS_URL", SOFIIA_REDIS_URL)
+)
 SOFIIA_IDEMPOTENCY_BACKEND = env_choice("SOFIIA_IDEMPOTENCY_BACKEND", "inmemory", BACKENDS)
 SOFIIA_RATE_LIMIT_BACKEND = env_choice("SOFIIA_RATE_LIMIT_BACKEND", "inmemory", BACKENDS)
 
@@ -182,11 +197,11 @@ IDEMPOTENCY_CACHE_PREFIX = "sofiia-idem"
 RATE_LIMIT_CACHE_PREFIX = "sofiia-rl"
 
 
-def backend_cache(backend: str, prefix: str) -> dict[str, Any]:
+def backend_cache(backend: str, prefix: str, location: str | None = None) -> dict[str, Any]:
     if backend == "redis":
         return {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": SOFIIA_REDIS_URL,
+            "LOCATION": location or SOFIIA_REDIS_URL,
             "KEY_PREFIX": prefix,
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
@@ -200,8 +215,8 @@ def backend_cache(backend: str, prefix: str) -> dict[str, Any]:
 
 CACHES = {
     "default": backend_cache("inmemory", "sofiia"),
-    "idempotency": backend_cache(SOFIIA_IDEMPOTENCY_BACKEND, IDEMPOTENCY_CACHE_PREFIX),
-    "ratelimit": backend_cache(SOFIIA_RATE_LIMIT_BACKEND, RATE_LIMIT_CACHE_PREFIX),
+    "idempotency": backend_cache(SOFIIA_IDEMPOTENCY_BACKEND, IDEMPOTENCY_CACHE_PREFIX, SOFIIA_IDEMPOTENCY_REDIS_URL),
+    "ratelimit": backend_cache(SOFIIA_RATE_LIMIT_BACKEND, RATE_LIMIT_CACHE_PREFIX, SOFIIA_RATE_LIMIT_REDIS_URL),
 }
 
 # --- Product settings --------------------------------------------------------------------
