@@ -13,9 +13,11 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
+from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -38,6 +40,7 @@ from chats.serializers import send_text_validated
 from chats.services import SendOutcome, chat_archive, chat_create, chat_rename
 from nodes.registry import NodeStatus, node_statuses
 from operators.auth import authenticated_operator, operator_required, operator_role_required
+from sofiia.lib.clock import clock_now
 from sofiia.lib.errors import ApplicationError
 from sofiia.lib.pagination import Position, decode_cursor, encode_cursor, keyset_page
 
@@ -52,6 +55,13 @@ WATCH_LIMIT = 50
 # A refused draft kept for the form's next rendering; a paste of any size the server
 # accepted (1 MiB) is kept up to this many characters.
 DRAFT_MAX_LENGTH = 100_000
+# An anonymous send's draft (an expired session) travels in a signed cookie instead, this
+# small and this short-lived: the server stores nothing for a client that is not logged in.
+DRAFT_COOKIE_NAME = "sofiia_draft"
+DRAFT_COOKIE_SALT = "sofiia.console.draft"
+DRAFT_COOKIE_MAX_CHARS = 2_000
+DRAFT_COOKIE_MAX_BYTES = 3_800
+DRAFT_COOKIE_MAX_AGE = 15 * 60
 
 ViewFunc = Callable[..., HttpResponse]
 
@@ -65,22 +75,81 @@ def _draft_session_key(chat_id: int) -> str:
 
 
 def _draft_keep(request: HttpRequest, chat_id: int) -> None:
-    """Keep a refused send's text and key for the composer's next rendering (no script)."""
+    """Keep a refused send's text and key for the composer's next rendering (no script).
+
+    Only for an operator who is logged in: their session exists already. An anonymous
+    request stores nothing on the server (see :func:`_draft_cookie_set`)."""
     text, key = request.POST.get("text"), request.POST.get("idempotency_key")
-    if text:
+    if text and request.user.is_authenticated:
         request.session[_draft_session_key(chat_id)] = {"text": text[:DRAFT_MAX_LENGTH], "key": (key or "")[:255]}
+
+
+def _draft_cookie_path(chat_id: int) -> str:
+    return _chat_url(chat_id)
+
+
+def _draft_cookie_value(*, chat_id: int, text: str, key: str) -> str:
+    """The signed cookie value of a draft, shortened until it fits ``DRAFT_COOKIE_MAX_BYTES``."""
+    text = text[:DRAFT_COOKIE_MAX_CHARS]
+    while True:
+        payload = {"c": chat_id, "t": text, "k": key[:255], "at": int(clock_now().timestamp())}
+        value = signing.dumps(payload, salt=DRAFT_COOKIE_SALT, compress=True)
+        if len(value) <= DRAFT_COOKIE_MAX_BYTES or not text:
+            return value
+        text = text[: len(text) * 4 // 5]
+
+
+def _draft_cookie_set(request: HttpRequest, response: HttpResponse, chat_id: int) -> None:
+    """Keep an anonymous send's draft in the browser, signed, until the login brings it back.
+
+    Nothing is written on the server: anyone can post to a chat's send URL with the login
+    page's CSRF token, and a session row per post would let them fill the database. The
+    cookie is bounded, readable only by this server, sent only to this chat's pages and
+    short-lived."""
+    text, key = request.POST.get("text"), request.POST.get("idempotency_key")
+    if not text:
+        return
+    response.set_cookie(
+        DRAFT_COOKIE_NAME,
+        _draft_cookie_value(chat_id=chat_id, text=text, key=key or ""),
+        max_age=DRAFT_COOKIE_MAX_AGE,
+        path=_draft_cookie_path(chat_id),
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def _draft_take(request: HttpRequest, chat_id: int) -> tuple[dict[str, str] | None, bool]:
+    """The draft kept for this chat's composer (session first, then the cookie), and whether
+    a draft cookie came with the request (it is then deleted)."""
+    kept = request.session.pop(_draft_session_key(chat_id), None)
+    raw = request.COOKIES.get(DRAFT_COOKIE_NAME)
+    if raw is None:
+        return kept, False
+    try:
+        payload = signing.loads(raw, salt=DRAFT_COOKIE_SALT, max_age=DRAFT_COOKIE_MAX_AGE)
+    except signing.BadSignature:
+        return kept, True
+    if kept is None and isinstance(payload, dict) and payload.get("c") == chat_id:
+        text, key, at = payload.get("t"), payload.get("k"), payload.get("at")
+        fresh = isinstance(at, int) and clock_now().timestamp() - at <= DRAFT_COOKIE_MAX_AGE
+        if fresh and isinstance(text, str) and isinstance(key, str):
+            kept = {"text": text[:DRAFT_COOKIE_MAX_CHARS], "key": key[:255]}
+    return kept, True
 
 
 def login_required_back_to_chat(view: ViewFunc) -> ViewFunc:
     """``login_required`` for the console's POST-only actions on a chat: an expired session
     logs in and comes back to the chat page (a GET of the action's URL would be a 405), and
-    a send's draft comes back with it."""
+    a send's draft comes back with it, in a cookie."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, chat_id: int, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
-            _draft_keep(request, chat_id)
-            return redirect_to_login(_chat_url(chat_id))
+            response = redirect_to_login(_chat_url(chat_id))
+            _draft_cookie_set(request, response, chat_id)
+            return response
         return view(request, chat_id, *args, **kwargs)
 
     return wrapper
@@ -143,7 +212,7 @@ def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
     except ApplicationError as refusal:
         return _bad_request(request, refusal.detail)
     items = list(reversed(page.items))
-    draft = request.session.pop(_draft_session_key(chat.pk), None)
+    draft, draft_cookie = _draft_take(request, chat.pk)
     form = SendForm(initial={"text": draft["text"], "idempotency_key": draft["key"]} if draft else None)
     context = {
         "chat": chat,
@@ -157,7 +226,10 @@ def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
         "max_length": MESSAGE_TEXT_MAX_LENGTH,
         "strings": _script_strings(chat),
     }
-    return render(request, "console/chat_detail.html", context)
+    response = render(request, "console/chat_detail.html", context)
+    if draft_cookie:
+        response.delete_cookie(DRAFT_COOKIE_NAME, path=_draft_cookie_path(chat.pk), samesite="Lax")
+    return response
 
 
 @operator_required

@@ -2,7 +2,7 @@
 
 - bearer tokens (``Authorization: Bearer <token>``) and the audit key as security schemes;
 - the health endpoints, which are plain Django views;
-- the ``X-Request-ID`` header, taken from any request and echoed on every answer;
+- the ``X-Request-ID`` header, taken from a trusted proxy's request and echoed on every answer;
 - what DRF's text fields refuse that a bare ``type: string`` would allow (:class:`AutoSchema`);
 - the node of a new chat as an ``enum`` of the configured ``SOFIIA_NODES``, read when the
   description is generated (``/api/schema/`` describes the instance that serves it).
@@ -35,7 +35,9 @@ HEALTH_PATHS = {
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 _REQUEST_ID_HEADER = {
-    "description": "The request's id: the client's `X-Request-ID` when it is a sane token, else a new one.",
+    "description": (
+        "The request's id: the `X-Request-ID` a trusted proxy forwarded when it is a sane token, else a new one."
+    ),
     "schema": {"type": "string"},
 }
 _REQUEST_ID = {"$ref": "#/components/headers/X-Request-ID"}

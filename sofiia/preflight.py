@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from datetime import timedelta
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core import checks as django_checks
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 from audit.chain import chain_verify
 from audit.chain_keys import chain_keys, signing_key
@@ -27,6 +29,10 @@ MIN_SECRET_KEY_LENGTH = 50
 MIN_AUDIT_KEY_LENGTH = 32
 NODE_PROBE_TIMEOUT = 3.0
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+# clearsessions runs daily (README, "Operations"): a session expired longer ago than this
+# means it does not run.
+EXPIRED_SESSIONS_GRACE = timedelta(days=1)
+NON_EVICTING_POLICY = "noeviction"
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,8 @@ def _backend_check(alias: str, setting: str, deployment: Deployment) -> Check:
     backend: str = getattr(settings, setting)
     if backend == "redis":
         if check_backend(alias) != "ok":
-            return Check(name, "FAIL", f"redis at {_redacted(settings.SOFIIA_REDIS_URL)} does not answer")
+            url = settings.CACHES[alias].get("LOCATION", settings.SOFIIA_REDIS_URL)
+            return Check(name, "FAIL", f"redis at {_redacted(str(url))} does not answer")
         return Check(name, "PASS", "redis, reachable")
     if deployment.processes > 1:
         return Check(
@@ -117,6 +124,76 @@ def _redacted(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user + ':***@' if user else '***@'}{host}"
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    run_id: str
+    address: str
+    policy: str
+
+
+def _redis_server(alias: str) -> RedisServer:
+    from django_redis import get_redis_connection
+
+    client: Any = get_redis_connection(alias)
+    info = client.info("server")
+    policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "")
+    kwargs = client.connection_pool.connection_kwargs
+    address = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+    return RedisServer(run_id=str(info.get("run_id", address)), address=address, policy=policy)
+
+
+def check_redis_eviction() -> Check:
+    """Can a full Redis evict rate-limit windows (to make room for idempotency records, or for
+    each other)? Eviction is per server, across its databases: windows are safe only on a
+    server that evicts nothing (``noeviction``). Idempotency records may be evicted (the
+    database replays them), so a server of their own may use ``allkeys-lru``."""
+    name = "redis eviction"
+    idempotency = settings.SOFIIA_IDEMPOTENCY_BACKEND == "redis"
+    ratelimit = settings.SOFIIA_RATE_LIMIT_BACKEND == "redis"
+    if not ratelimit:
+        return Check(name, "PASS", "rate-limit windows are not on Redis")
+    try:
+        windows = _redis_server("ratelimit")
+        records = _redis_server("idempotency") if idempotency else None
+    except Exception as exc:
+        return Check(name, "WARN", f"cannot read maxmemory-policy ({type(exc).__name__}): check it by hand")
+    shared = records is not None and records.run_id == windows.run_id
+    if windows.policy == NON_EVICTING_POLICY:
+        where = "shared with idempotency records" if shared else "rate-limit windows only"
+        return Check(name, "PASS", f"{windows.address}: noeviction ({where})")
+    if shared:
+        return Check(
+            name,
+            "FAIL",
+            f"{windows.address}: maxmemory-policy {windows.policy} holds idempotency records and rate-limit "
+            "windows: a full Redis can evict windows and reset limits. Use noeviction, or give "
+            "SOFIIA_IDEMPOTENCY_REDIS_URL a server of its own",
+        )
+    return Check(
+        name,
+        "WARN",
+        f"{windows.address}: maxmemory-policy {windows.policy}: a full Redis can evict rate-limit windows; "
+        "use noeviction",
+    )
+
+
+def check_expired_sessions() -> Check:
+    from django.contrib.sessions.models import Session
+
+    cutoff = timezone.now() - EXPIRED_SESSIONS_GRACE
+    try:
+        stale = Session.objects.filter(expire_date__lt=cutoff).count()
+    except DatabaseError as exc:
+        return Check("expired sessions", "FAIL", f"cannot be read: {str(exc).strip().splitlines()[0][:200]}")
+    if stale:
+        return Check(
+            "expired sessions",
+            "WARN",
+            f"{stale:,} session(s) expired over a day ago: schedule `manage.py clearsessions` daily",
+        )
+    return Check("expired sessions", "PASS", "none expired over a day ago (clearsessions runs)")
 
 
 def check_audit_keys() -> Check:
@@ -179,6 +256,8 @@ def run_preflight(deployment: Deployment) -> list[Check]:
         check_database(),
         _backend_check("idempotency", "SOFIIA_IDEMPOTENCY_BACKEND", deployment),
         _backend_check("ratelimit", "SOFIIA_RATE_LIMIT_BACKEND", deployment),
+        check_redis_eviction(),
+        check_expired_sessions(),
         check_audit_keys(),
         check_audit_chain_key(),
         *check_nodes(),

@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "sofiia.lib.page_security.PageSecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sofiia.lib.errors.ApiJsonErrorsMiddleware",
+    # Before the session, CSRF and authentication: a method the URL does not take is a 405.
+    "sofiia.lib.methods.MethodGateMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "sofiia.lib.locale.PageLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -86,7 +88,8 @@ MIDDLEWARE = [
     "operators.auth.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # django-prometheus' after-middleware, labelling known methods only.
+    "sofiia.lib.request_metrics.RequestMetricsMiddleware",
 ]
 
 ROOT_URLCONF = "sofiia.urls"
@@ -169,9 +172,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Caches and backends -----------------------------------------------------------------
 
 BACKENDS = ("inmemory", "redis")
-SOFIIA_REDIS_URL = env_str("SOFIIA_REDIS_URL", "redis://127.0.0.1:6379/0")
-if not SOFIIA_REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
-    raise ImproperlyConfigured(f"SOFIIA_REDIS_URL: expected a redis:// URL, got {SOFIIA_REDIS_URL!r}")
+
+
+def _redis_url(name: str, url: str) -> str:
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"{name}: expected a redis:// URL, got {url!r}")
+    return url
+
+
+SOFIIA_REDIS_URL = _redis_url("SOFIIA_REDIS_URL", env_str("SOFIIA_REDIS_URL", "redis://127.0.0.1:6379/0"))
+# Idempotency records and rate-limit windows may live on Redis servers of their own: Redis
+# evicts across all of a server's databases, so only separate servers (or a server that
+# evicts nothing) keep one from evicting the other (docs/reliability.md, "Redis memory").
+SOFIIA_IDEMPOTENCY_REDIS_URL = _redis_url(
+    "SOFIIA_IDEMPOTENCY_REDIS_URL", env_str("SOFIIA_IDEMPOTENCY_REDIS_URL", SOFIIA_REDIS_URL)
+)
+SOFIIA_RATE_LIMIT_REDIS_URL = _redis_url(
+    "SOFIIA_RATE_LIMIT_REDIS_URL", env_str("SOFIIA_RATE_LIMIT_REDIS_URL", SOFIIA_REDIS_URL)
+)
 SOFIIA_IDEMPOTENCY_BACKEND = env_choice("SOFIIA_IDEMPOTENCY_BACKEND", "inmemory", BACKENDS)
 SOFIIA_RATE_LIMIT_BACKEND = env_choice("SOFIIA_RATE_LIMIT_BACKEND", "inmemory", BACKENDS)
 
@@ -180,11 +198,11 @@ IDEMPOTENCY_CACHE_PREFIX = "sofiia-idem"
 RATE_LIMIT_CACHE_PREFIX = "sofiia-rl"
 
 
-def backend_cache(backend: str, prefix: str) -> dict[str, Any]:
+def backend_cache(backend: str, prefix: str, location: str | None = None) -> dict[str, Any]:
     if backend == "redis":
         return {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": SOFIIA_REDIS_URL,
+            "LOCATION": location or SOFIIA_REDIS_URL,
             "KEY_PREFIX": prefix,
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
@@ -198,8 +216,8 @@ def backend_cache(backend: str, prefix: str) -> dict[str, Any]:
 
 CACHES = {
     "default": backend_cache("inmemory", "sofiia"),
-    "idempotency": backend_cache(SOFIIA_IDEMPOTENCY_BACKEND, IDEMPOTENCY_CACHE_PREFIX),
-    "ratelimit": backend_cache(SOFIIA_RATE_LIMIT_BACKEND, RATE_LIMIT_CACHE_PREFIX),
+    "idempotency": backend_cache(SOFIIA_IDEMPOTENCY_BACKEND, IDEMPOTENCY_CACHE_PREFIX, SOFIIA_IDEMPOTENCY_REDIS_URL),
+    "ratelimit": backend_cache(SOFIIA_RATE_LIMIT_BACKEND, RATE_LIMIT_CACHE_PREFIX, SOFIIA_RATE_LIMIT_REDIS_URL),
 }
 
 # --- Product settings --------------------------------------------------------------------
@@ -339,14 +357,16 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-# The console's pages (sofiia.lib.page_security): only its own script, styles and images, no
-# inline code. The admin and the API's browsable pages carry inline code of their own and
-# are left to the proxy's policy.
+# Every HTML page the app serves (sofiia.lib.page_security): only its own script, styles and
+# images, no inline code. The admin's pages need nothing more; the API's docs (Swagger UI)
+# also draw icons from data: URIs in their stylesheet.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-CSP_EXEMPT_PREFIXES = ("/admin/", "/api/")
+CSP_PREFIX_POLICIES = {
+    "/api/docs/": CONTENT_SECURITY_POLICY.replace("img-src 'self';", "img-src 'self' data:;"),
+}
 # Console pages hold transcripts: never kept in the browser's cache (Back after logout).
 NO_STORE_PREFIXES = ("/console/",)
 

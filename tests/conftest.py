@@ -134,6 +134,13 @@ def clock() -> Iterator[Callable[[float], None]]:
 
 
 @pytest.fixture
+def behind_proxy(settings: Any) -> None:
+    """The test client's requests come through a trusted proxy (its peer, 127.0.0.1): their
+    ``X-Request-ID`` is kept as the request's id (sofiia.lib.request_id)."""
+    settings.SOFIIA_TRUSTED_PROXIES = ["127.0.0.1"]
+
+
+@pytest.fixture
 def alice(db: None) -> Persona:
     return make_persona("alice")
 

@@ -42,6 +42,14 @@ def _is_trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks
     return any(address in network for network in networks)
 
 
+def from_trusted_proxy(request: HttpRequest) -> bool:
+    """Did the request come from one of ``SOFIIA_TRUSTED_PROXIES`` (so its forwarding headers
+    were written by the proxy, not by the client)?"""
+    peer = _parse(request.META.get("REMOTE_ADDR", ""))
+    networks = trusted_networks()
+    return peer is not None and bool(networks) and _is_trusted(peer, networks)
+
+
 def client_ip(request: HttpRequest) -> str | None:
     peer = _parse(request.META.get("REMOTE_ADDR", ""))
     if peer is None:

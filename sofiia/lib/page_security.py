@@ -2,10 +2,11 @@
 
 The policy allows scripts, styles, images and fetches from the console's own origin only —
 no inline script or style, no ``eval``, nothing framed, forms posted only to itself — and is
-sent on every HTML page except under the exempt prefixes (``CSP_EXEMPT_PREFIXES``: the Django
-admin and the API's own pages, which bring inline code of their own and keep whatever
-policy the proxy sets). Pages under ``NO_STORE_PREFIXES`` (the console) are never stored by
-the browser, so Back after a logout shows nothing and Back after a send re-renders the chat.
+sent on every HTML page the app serves: the console, the Django admin, the API's docs, error
+pages. A path under one of ``CSP_PREFIX_POLICIES`` gets that policy instead (the API's docs
+allow ``data:`` images, which Swagger UI's stylesheet uses). Pages under ``NO_STORE_PREFIXES``
+(the console) are never stored by the browser, so Back after a logout shows nothing and Back
+after a send re-renders the chat.
 """
 
 from __future__ import annotations
@@ -23,15 +24,20 @@ class PageSecurityMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.policy: str = settings.CONTENT_SECURITY_POLICY
-        self.exempt: tuple[str, ...] = tuple(settings.CSP_EXEMPT_PREFIXES)
+        self.prefix_policies: tuple[tuple[str, str], ...] = tuple(settings.CSP_PREFIX_POLICIES.items())
         self.no_store: tuple[str, ...] = tuple(settings.NO_STORE_PREFIXES)
+
+    def policy_for(self, path: str) -> str:
+        return next((policy for prefix, policy in self.prefix_policies if path.startswith(prefix)), self.policy)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         path = request.path
         html = response.get("Content-Type", "").startswith("text/html")
-        if html and self.policy and CSP_HEADER not in response and not path.startswith(self.exempt):
-            response[CSP_HEADER] = self.policy
+        if html and CSP_HEADER not in response:
+            policy = self.policy_for(path)
+            if policy:
+                response[CSP_HEADER] = policy
         if path.startswith(self.no_store):
             add_never_cache_headers(response)
         return response

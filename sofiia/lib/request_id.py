@@ -1,6 +1,12 @@
-"""Request context: the request id (taken from ``X-Request-ID`` when sane, generated
-otherwise, echoed back), the client address and user agent. Log lines and audit events
-read it from a context variable, so services never need the request object."""
+"""Request context: the request id, the client address and user agent. Log lines and audit
+events read it from a context variable, so services never need the request object.
+
+The request id is taken from ``X-Request-ID`` only when a trusted proxy
+(``SOFIIA_TRUSTED_PROXIES``) forwarded the request and the value is sane; otherwise it is
+generated here. A client's own value would otherwise be written into the audit trail as the
+id of its request, letting it forge correlations. What a client sent is still logged, on the
+access line only (``client_request_id``), cut short and stripped to safe characters.
+The id is echoed on every answer."""
 
 from __future__ import annotations
 
@@ -14,10 +20,12 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
 
-from sofiia.lib.client_ip import client_ip
+from sofiia.lib.client_ip import client_ip, from_trusted_proxy
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._:@-]")
+CLIENT_REQUEST_ID_MAX_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -42,9 +50,18 @@ def current_request_id() -> str | None:
 
 def request_id_from(request: HttpRequest) -> str:
     supplied = request.headers.get(REQUEST_ID_HEADER, "")
-    if _VALID_REQUEST_ID.match(supplied):
+    if _VALID_REQUEST_ID.match(supplied) and from_trusted_proxy(request):
         return supplied
     return uuid.uuid4().hex
+
+
+def client_request_id(request: HttpRequest, request_id: str) -> str | None:
+    """What an untrusted client sent as its request id, for the access log: bounded and
+    reduced to safe characters (``None`` when it sent none or it is the request's id)."""
+    supplied = request.headers.get(REQUEST_ID_HEADER)
+    if not supplied or supplied == request_id:
+        return None
+    return _UNSAFE_CHARACTERS.sub("_", supplied[:CLIENT_REQUEST_ID_MAX_LENGTH])
 
 
 def _operator_name(request: HttpRequest) -> str | None:
@@ -84,6 +101,7 @@ class RequestIdMiddleware:
                     "duration_ms": round((time.monotonic() - started) * 1000, 1),
                     "operator": _operator_name(request),
                     "ip": context.ip,
+                    "client_request_id": client_request_id(request, context.request_id),
                 },
             )
             return response

@@ -26,7 +26,7 @@ EXPORT = "/admin/audit/auditevent/export.csv"
 
 
 @pytest.fixture
-def activity(alice, bob):
+def activity(alice, bob, behind_proxy):
     alice_chat = alice.new_chat(title="a")
     bob_chat = bob.new_chat(title="b", agent="fail500")
     alice.send(alice_chat["id"], "hello", key=uuid.uuid4().hex, HTTP_X_REQUEST_ID="req-alice-send")

@@ -31,7 +31,7 @@ from tests.deploy.compose import (
 
 CONSOLES = ("console-a", "console-b")
 ONE_SHOT = ("migrate",)
-SERVICES = {"postgres", "redis", "migrate", *CONSOLES, "caddy"}
+SERVICES = {"postgres", "redis", "migrate", *CONSOLES, "clearsessions", "caddy"}
 # Read by Compose itself from .env, not by the file.
 COMPOSE_OWN_VARIABLES = {"COMPOSE_PROJECT_NAME"}
 
@@ -91,6 +91,7 @@ def test_services_start_only_once_what_they_need_is_healthy_or_done(services):
         "migrate": {"postgres": "service_healthy"},
         "console-a": console,
         "console-b": console,
+        "clearsessions": console,
         "caddy": {"console-a": "service_healthy", "console-b": "service_healthy"},
     }
     for name, service in services.items():
@@ -212,7 +213,7 @@ def test_the_console_image_is_built_once_by_the_migration(services):
     builders = [name for name, service in services.items() if "build" in service]
     assert builders == ["migrate"]
     ours = {name for name, service in services.items() if service["image"].startswith("sofiia-console:")}
-    assert ours == {"migrate", *CONSOLES}
+    assert ours == {"migrate", *CONSOLES, "clearsessions"}
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Compose v1 (docker-compose) is not installed")
@@ -234,3 +235,13 @@ def test_every_image_from_elsewhere_has_a_local_stand_in_for_the_registry_less_t
     for name, service in services.items():
         if "build" not in service and not service["image"].startswith("sofiia-console:"):
             assert (PROJECT / "ops/standin" / f"{name}.Dockerfile").is_file(), name
+
+
+def test_expired_sessions_are_cleared_daily_and_redis_evicts_nothing(services):
+    clear = services["clearsessions"]
+    assert clear["image"] == services["console-a"]["image"]
+    assert "python manage.py clearsessions" in " ".join(clear["command"])
+    assert "sleep 86400" in " ".join(clear["command"])
+    assert clear["environment"] == services["console-a"]["environment"]
+    command = services["redis"]["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"

@@ -28,7 +28,7 @@ def test_a_log_line_is_one_json_object_with_the_standard_fields():
     assert "." in line["ts"]
 
 
-def test_a_request_id_is_taken_from_the_header_and_echoed(db, client):
+def test_a_request_id_from_a_trusted_proxy_is_taken_from_the_header_and_echoed(db, client, behind_proxy):
     response = client.get("/api/health", HTTP_X_REQUEST_ID="req-1234")
     assert response[REQUEST_ID_HEADER] == "req-1234"
 
@@ -40,7 +40,7 @@ def test_a_bad_request_id_is_replaced_by_a_generated_one(db, client):
     uuid.UUID(generated)
 
 
-def test_the_send_path_logs_operator_chat_node_status_and_duration(alice, caplog):
+def test_the_send_path_logs_operator_chat_node_status_and_duration(alice, caplog, behind_proxy):
     chat = alice.new_chat(node="NODA2")
     with caplog.at_level(logging.INFO):
         alice.send(chat["id"], "log me", key="k-log", HTTP_X_REQUEST_ID="req-send-1")

@@ -9,7 +9,7 @@ from nodes.registry import node_statuses_settle
 from sofiia.lib.logging import DjangoRequestFilter
 
 
-def test_an_infer_call_carries_the_request_id(alice, nodes):
+def test_an_infer_call_carries_the_request_id(alice, nodes, behind_proxy):
     chat = alice.new_chat()
     response = alice.send(chat["id"], "trace me", key="k", HTTP_X_REQUEST_ID="trace-infer-1")
     assert response.status_code == 201
@@ -24,7 +24,7 @@ def test_a_generated_request_id_is_forwarded_too(alice, nodes):
     assert call.request_id == response["X-Request-ID"]
 
 
-def test_the_health_probes_a_request_sets_off_carry_its_request_id(alice, nodes):
+def test_the_health_probes_a_request_sets_off_carry_its_request_id(alice, nodes, behind_proxy):
     response = alice.api.get("/api/nodes", HTTP_X_REQUEST_ID="trace-probe-1")
     assert response.status_code == 200
     assert node_statuses_settle()

@@ -66,9 +66,10 @@ def test_a_good_configuration_passes_strict(good):
     assert {verdict for verdict, _ in checks.values()} == {"PASS"}
     assert set(checks) == {
         "debug", "secret key", "allowed hosts", "database", "idempotency backend", "ratelimit backend",
-        "audit keys", "audit chain key", "node NODA1", "node NODA2", "check --deploy", "audit chain",
+        "redis eviction", "expired sessions", "audit keys", "audit chain key", "node NODA1", "node NODA2",
+        "check --deploy", "audit chain",
     }  # fmt: skip
-    assert summary == "preflight PASS: 12 passed, 0 warning(s), 0 failure(s)"
+    assert summary == "preflight PASS: 14 passed, 0 warning(s), 0 failure(s)"
 
 
 @pytest.mark.parametrize(
@@ -104,7 +105,7 @@ def test_only_loopback_hosts_warn_and_fail_strict(good):
     assert not failed
     _, summary, strict_failed = preflight("--strict")
     assert strict_failed
-    assert summary == "preflight WARN: 11 passed, 1 warning(s), 0 failure(s) (strict)"
+    assert summary == "preflight WARN: 13 passed, 1 warning(s), 0 failure(s) (strict)"
 
 
 def test_in_memory_backends_warn_when_several_processes_share_the_configuration(good, settings):
@@ -212,3 +213,115 @@ def test_a_broken_audit_chain_fails(good, alice):
     assert failed
     assert checks["audit chain"][0] == "FAIL"
     assert f"event #{event.id}" in checks["audit chain"][1]
+
+
+# --- Redis eviction and expired sessions ------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(good, settings, disposable_redis):
+    """Idempotency records and rate-limit windows on a disposable Redis of the test's own,
+    whose eviction policy it may change (never the shared server's)."""
+
+    def use(policy: str, *, windows_elsewhere: bool = False) -> None:
+        import redis
+
+        redis.Redis.from_url(disposable_redis.url).config_set("maxmemory-policy", policy)
+        settings.CACHES = {
+            **settings.CACHES,
+            "idempotency": backend_cache("redis", IDEMPOTENCY_CACHE_PREFIX, disposable_redis.url),
+            "ratelimit": backend_cache(
+                "redis",
+                RATE_LIMIT_CACHE_PREFIX,
+                settings.SOFIIA_REDIS_URL if windows_elsewhere else disposable_redis.url,
+            ),
+        }
+
+    return use
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-ttl"])
+def test_an_evicting_redis_shared_by_records_and_windows_fails(own_redis, policy):
+    own_redis(policy)
+    checks, _, failed = preflight()
+    assert failed
+    verdict, detail = checks["redis eviction"]
+    assert verdict == "FAIL"
+    assert f"maxmemory-policy {policy}" in detail
+    assert "SOFIIA_IDEMPOTENCY_REDIS_URL" in detail
+
+
+def test_a_shared_redis_that_evicts_nothing_passes(own_redis):
+    own_redis("noeviction")
+    checks, _, failed = preflight()
+    assert not failed
+    assert checks["redis eviction"] == ("PASS", checks["redis eviction"][1])
+    assert "noeviction (shared with idempotency records)" in checks["redis eviction"][1]
+
+
+def test_records_on_an_evicting_server_of_their_own_leave_the_windows_safe(own_redis):
+    # The windows stay on the shared test server (noeviction: its policy is only read here).
+    own_redis("allkeys-lru", windows_elsewhere=True)
+    checks, _, failed = preflight("--strict")
+    assert not failed, checks
+    assert "noeviction (rate-limit windows only)" in checks["redis eviction"][1]
+
+
+def test_windows_alone_on_an_evicting_server_warn(good, settings, disposable_redis):
+    import redis
+
+    redis.Redis.from_url(disposable_redis.url).config_set("maxmemory-policy", "volatile-lru")
+    settings.CACHES = {
+        **settings.CACHES,
+        "ratelimit": backend_cache("redis", RATE_LIMIT_CACHE_PREFIX, disposable_redis.url),
+    }
+    checks, _, _ = preflight()
+    assert checks["redis eviction"][0] == "WARN"
+    assert "can evict rate-limit windows" in checks["redis eviction"][1]
+
+
+def test_idempotency_and_rate_limits_take_redis_urls_of_their_own():
+    script = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.CACHES['idempotency']['LOCATION'], s.CACHES['ratelimit']['LOCATION'])"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "sofiia.settings",
+        "SOFIIA_REDIS_URL": "redis://shared:6379/0",
+        "SOFIIA_IDEMPOTENCY_BACKEND": "redis",
+        "SOFIIA_RATE_LIMIT_BACKEND": "redis",
+        "SOFIIA_IDEMPOTENCY_REDIS_URL": "redis://records:6379/1",
+    }
+    run = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, env=env, capture_output=True, text=True)
+    assert run.stdout.split() == ["redis://records:6379/1", "redis://shared:6379/0"], run.stderr[-500:]
+    bad = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT,
+        env={**env, "SOFIIA_RATE_LIMIT_REDIS_URL": "http://limits"},
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0
+    assert "SOFIIA_RATE_LIMIT_REDIS_URL: expected a redis:// URL" in bad.stderr
+
+
+def test_sessions_expired_over_a_day_ago_warn_until_clearsessions_runs(good):
+    from datetime import timedelta
+
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    store = SessionStore()
+    store["kept"] = True
+    store.create()
+    Session.objects.filter(session_key=store.session_key).update(expire_date=timezone.now() - timedelta(days=2))
+    checks, _, failed = preflight()
+    assert checks["expired sessions"][0] == "WARN"
+    assert "1 session(s) expired over a day ago" in checks["expired sessions"][1]
+    assert not failed
+    call_command("clearsessions")
+    checks, _, _ = preflight("--strict")
+    assert checks["expired sessions"][0] == "PASS"
+    assert not Session.objects.exists()
