@@ -132,7 +132,9 @@ def test_pruning_goes_through_the_databases_own_function_on_postgresql(db):
     seed_events(days_ago(300, count=1))  # old, but after a kept event: stays
     result = audit_prune(older_than=timezone.now() - timedelta(days=100), batch_size=2)
     assert (result.deleted, result.batches, result.first_id, result.last_id) == (5, 3, 1, 5)
-    assert [e.action for e in events()] == ["test.recent", "seed.event", "audit.prune"]
+    # One audit.prune event per batch, each written in its batch's transaction.
+    assert [e.action for e in events()] == ["test.recent", "seed.event", "audit.prune", "audit.prune", "audit.prune"]
+    assert [e.details["last_id"] for e in events(action="audit.prune")] == [2, 4, 5]
     assert AuditChainAnchor.objects.get().event_id == 5
     assert chain_verify().ok
 
