@@ -26,8 +26,16 @@ from django.utils import timezone
 
 from audit.actions import AuditAction, AuditOutcome
 from audit.chain import format_ts
+from audit.content import bounded_query, has_unstorable_text
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import (
+    AuditReadLimited,
+    AuditReadLimitUnavailable,
+    AuditUnavailable,
+    audit_read_admit,
+    audit_record,
+)
+from sofiia.lib.errors import DEPENDENCY_RETRY_AFTER_SECONDS, is_database_outage
 
 EVENT_FIELDS = (
     "id", "ts", "actor", "action", "outcome", "target_type", "target_id", "chat_id",
@@ -132,13 +140,49 @@ def _csv_rows(events: Iterable[AuditEvent]) -> Iterator[str]:
         )
 
 
-def _record_admin_read(request: HttpRequest, view: str, **details: Any) -> None:
-    audit_record(
-        actor=request.user.get_username(),
-        action=AuditAction.AUDIT_READ,
-        target_type="audit",
-        details={"via": "admin", "view": view, "query": dict(request.GET.lists()), **details},
-    )
+def _refused(request: HttpRequest, status: int, title: str, message: str, retry_after: int = 0) -> TemplateResponse:
+    context = {**admin.site.each_context(request), "title": title, "message": message, "retry_after": retry_after}
+    response = TemplateResponse(request, "admin/audit/refused.html", context, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _admin_read_refusal(request: HttpRequest) -> TemplateResponse | None:
+    """Why a read of the audit trail in the admin is not served, or ``None`` to go on.
+
+    A query the trail could not even be searched with (NUL in a filter or the search) is a
+    400; over ``SOFIIA_RATE_LIMIT_AUDIT_READ`` per user or client address, a 429.
+    """
+    if any(
+        has_unstorable_text(name) or any(has_unstorable_text(v) for v in values) for name, values in request.GET.lists()
+    ):
+        return _refused(request, 400, "Bad request", "The search or a filter holds characters no event can contain.")
+    try:
+        audit_read_admit(reader=f"user:{request.user.pk}")
+    except AuditReadLimited as limited:
+        retry_after = int(limited.extra.get("retry_after", 1))
+        return _refused(request, 429, "Too many reads", "Too many reads of the audit trail.", retry_after)
+    except AuditReadLimitUnavailable as unavailable:
+        return _refused(request, 503, "Unavailable", unavailable.detail, DEPENDENCY_RETRY_AFTER_SECONDS)
+    return None
+
+
+def _record_admin_read(request: HttpRequest, view: str, **details: Any) -> TemplateResponse | None:
+    """Record the read about to be served; a 503 page instead when it cannot be recorded."""
+    try:
+        audit_record(
+            actor=request.user.get_username(),
+            action=AuditAction.AUDIT_READ,
+            target_type="audit",
+            details={"via": "admin", "view": view, **bounded_query(request.GET), **details},
+        )
+    except Exception as exc:
+        if not (isinstance(exc, AuditUnavailable) or is_database_outage(exc)):
+            raise
+        message = "The read could not be recorded in the audit trail, so it is not shown."
+        return _refused(request, 503, "Audit trail unavailable", message, DEPENDENCY_RETRY_AFTER_SECONDS)
+    return None
 
 
 @admin.register(AuditEvent)
@@ -189,30 +233,41 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
         )
         return [export, *super().get_urls()]
 
+    # Every view that shows events is admitted (limits, a query that can be searched) before
+    # anything is read, and recorded before its response is rendered or streamed: a read
+    # that cannot be recorded is not served.
+
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if self.has_view_permission(request) and (refusal := _admin_read_refusal(request)) is not None:
+            return refusal
         response = super().changelist_view(request, extra_context)
         if isinstance(response, TemplateResponse) and response.status_code == 200:
-            _record_admin_read(request, "list")
+            return _record_admin_read(request, "list") or response
         return response
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if self.has_view_permission(request) and (refusal := _admin_read_refusal(request)) is not None:
+            return refusal
         response = super().change_view(request, object_id, form_url, extra_context)
         if isinstance(response, TemplateResponse) and response.status_code == 200:
-            _record_admin_read(request, "detail", event_id=object_id)
+            return _record_admin_read(request, "detail", event_id=object_id) or response
         return response
 
     def export_csv_view(self, request: HttpRequest) -> HttpResponseBase:
         """The change list's current selection (filters, search, date, order) as CSV, streamed."""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        if (refusal := _admin_read_refusal(request)) is not None:
+            return refusal
         try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
             return HttpResponseBadRequest("These filters are not valid for the audit event list.")
         events = changelist.get_queryset(request)
-        _record_admin_read(request, "export")
+        if (refusal := _record_admin_read(request, "export")) is not None:
+            return refusal
         filename = f"audit-events-{timezone.now():%Y%m%dT%H%M%SZ}.csv"
         return StreamingHttpResponse(
             _csv_rows(events.iterator(chunk_size=2000)),

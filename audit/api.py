@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from audit.keys import AuditKeyInvalid, AuditKeyRequired, AuditReader, audit_reader_from
 from audit.models import AuditEvent
 from audit.selectors import AuditFilters
-from audit.services import audit_events_read, audit_read_denied
+from audit.services import audit_events_read, audit_read_admit, audit_read_denied
 from sofiia.lib.errors import ApplicationError
 from sofiia.lib.fields import StrictCharField
 from sofiia.lib.openapi import error_response, page_parameters
@@ -46,7 +46,9 @@ class AuditEventListApi(APIView):
     """``GET /api/audit``: the audit trail for auditors and SIEM export.
 
     Only the ``X-Audit-Key`` header admits a caller; operator credentials (bearer token,
-    session) are not even looked at. Every read, and every refused read, is audited.
+    session) are not even looked at. Reads are limited per key and per client address
+    (``SOFIIA_RATE_LIMIT_AUDIT_READ``); every read served is recorded, and a read whose
+    record cannot be written is not served.
     """
 
     authentication_classes: list[Any] = []
@@ -78,6 +80,7 @@ class AuditEventListApi(APIView):
         except (AuditKeyRequired, AuditKeyInvalid) as refusal:
             audit_read_denied(reason=refusal.code)
             raise
+        audit_read_admit(reader=self.reader.actor)
 
     @extend_schema(
         operation_id="audit_list",
@@ -94,7 +97,14 @@ class AuditEventListApi(APIView):
             400: error_response(400),
             401: error_response(401, "No `X-Audit-Key`, or a wrong one (`audit_key_required`, `audit_key_invalid`)."),
             406: error_response(406),
-            503: error_response(503),
+            429: error_response(
+                429, "Over `SOFIIA_RATE_LIMIT_AUDIT_READ` for the key or the client address (`rate_limited`)."
+            ),
+            503: error_response(
+                503,
+                "The read could not be recorded, so it is not served (`audit_unavailable`, `database_unavailable`), "
+                "or reads cannot be counted (`rate_limit_unavailable`).",
+            ),
         },
         tags=["audit"],
     )

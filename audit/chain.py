@@ -4,12 +4,16 @@ Every event stores ``prev_hash``, the hash of the event before it, and ``hash``,
 HMAC-SHA256 of its own canonical encoding (which includes ``prev_hash``) under the chain key
 named by its ``key_id`` (``audit.chain_keys``; version 2). Events written before the chain
 had a key carry no ``key_id`` and a plain SHA-256 (version 1); once a keyed event exists, an
-unkeyed one after it is a break, so nobody can re-hash the tail without the key. Event ids are the
+unkeyed one after it is a break, and the newest link must be keyed (every event written
+since chains have keys is), so nobody can re-hash the tail, or the whole chain, without the
+key. Event ids are the
 positions in the chain: contiguous, assigned under the chain-head lock. Editing an event
 breaks its own hash; deleting or reordering events breaks the link of the next one;
 deleting events at the end leaves the chain head pointing past the last event. Pruning
 deletes a prefix and records the last deleted event as the anchor the oldest kept
-event links to.
+event links to; each prune batch also writes a keyed ``audit.prune`` event naming that
+anchor, and an anchor no such event names is a break (the oldest events deleted and the
+anchor moved by hand).
 
 The encoding is a format: once events are hashed with it, it must never change. A new
 encoding would get a new version number and verification would dispatch on it.
@@ -31,6 +35,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
+from audit.actions import AuditAction
 from audit.chain_keys import chain_key, chain_keys
 from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
 
@@ -337,6 +342,7 @@ def _walk(
     checked = 0
     first_id: int | None = None
     keyed = False
+    last_keyed = False
     signers = {key.key_id: link_signer(key.secret) for key in chain_keys()}
     unkeyed = link_signer(None)
     total = max(head.event_id - anchor.event_id, 0)
@@ -380,6 +386,7 @@ def _walk(
                 detail = _unlinked(anchor, previous_id, event_id)
                 return ChainReport(checked, first_id, previous_id, anchor, ChainBreak(event_id, "unlinked", detail))
             previous_id, previous_hash = event_id, row[14]
+            last_keyed = bool(key_id)
             checked += 1
         if on_progress is not None:
             on_progress(checked, total)
@@ -391,7 +398,50 @@ def _walk(
             "(events at the end were deleted or replaced)"
         )
         return ChainReport(checked, first_id, last_id, anchor, ChainBreak(head.event_id, "truncated", detail))
+    if checked and not last_keyed:
+        # Every event written since chains have keys is keyed, and an unkeyed link after a
+        # keyed one is a break: unkeyed links can only be the oldest part of a chain whose
+        # newest link is keyed. A chain that ends unkeyed was re-hashed without the key.
+        detail = (
+            f"event #{previous_id}: the chain ends with a link that has no chain key (keyed events were "
+            "re-hashed without the key; a trail from before chain keys is sealed by writing any event)"
+        )
+        return ChainReport(checked, first_id, last_id, anchor, ChainBreak(previous_id, "unkeyed", detail))
+    if anchor.event_id and anchor_prune_record(anchor, head) is None:
+        detail = (
+            f"the prune anchor (event #{anchor.event_id}) was moved without a recorded prune: no keyed "
+            f"{AuditAction.AUDIT_PRUNE} event names it (the oldest events were deleted and the anchor moved)"
+        )
+        return ChainReport(checked, first_id, last_id, anchor, ChainBreak(anchor.event_id, "anchor_moved", detail))
     return ChainReport(checked, first_id, last_id, anchor, None)
+
+
+def anchor_prune_record(anchor: ChainLink, head: ChainLink) -> int | None:
+    """The id of the keyed ``audit.prune`` event, among the kept events up to ``head``, that
+    records the prune which left the chain anchored at ``anchor``; ``None`` when there is none.
+
+    Every prune batch records the last event it deleted in the batch's own transaction
+    (``audit.services``), so a legitimate anchor always has its record after it. Someone
+    who deletes the oldest events and moves the anchor cannot write that record without
+    the chain key. The walk proves the record's own link; a record written before
+    ``anchor_hash`` was recorded names the anchor by id alone, which is enough, since the
+    oldest kept event's link pins the anchor's hash.
+    """
+    records = (
+        AuditEvent.objects.filter(
+            action=AuditAction.AUDIT_PRUNE,
+            id__gt=anchor.event_id,
+            id__lte=head.event_id,
+            details__last_id=anchor.event_id,
+        )
+        .exclude(key_id="")
+        .order_by("id")
+        .values_list("id", "details")
+    )
+    for event_id, details in records:
+        if isinstance(details, dict) and details.get("anchor_hash", anchor.hash) == anchor.hash:
+            return int(event_id)
+    return None
 
 
 def _details_value(value: Any) -> str:

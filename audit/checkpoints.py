@@ -1,6 +1,6 @@
 """Signed checkpoints of the audit chain: evidence kept away from the database.
 
-A checkpoint records the chain's head — event id, link hash, time — signed with an Ed25519
+A checkpoint records the chain's head — event id, link hash, time — and its prune anchor, signed with an Ed25519
 key the database never sees (``SOFIIA_AUDIT_SIGNING_KEY``), like Certificate Transparency's
 signed tree heads or CloudTrail's digest files. ``manage.py audit_checkpoint`` writes one,
 from cron, to a directory or to stdout for a SIEM. Later, ``verify_audit --checkpoints DIR``
@@ -9,7 +9,8 @@ still in the database unchanged: a truncated or emptied trail, a deleted tail wi
 moved back, or a re-hashed event is caught even by someone who could rewrite every table.
 
 Events older than the retention period may be pruned; a checkpointed event that is gone is
-a break unless it was old enough to be pruned.
+a break unless it was old enough to be pruned, and an anchor that is not the checkpoint's
+is a break unless a keyed prune record names it.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
-from audit.chain import chain_anchor, chain_head, format_ts
+from audit.chain import ChainLink, anchor_prune_record, chain_anchor, chain_head, format_ts
 from audit.models import AuditEvent
 from sofiia.lib.clock import clock_now
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+# Version 1 did not sign the anchor's link; its files are still read and checked for the rest.
+READABLE_VERSIONS = (1, 2)
 
 
 class CheckpointKeyError(Exception):
@@ -49,9 +52,12 @@ class Checkpoint:
     key: str  # fingerprint of the public key that verifies the signature
     signature: str = ""
     v: int = CHECKPOINT_VERSION
+    anchor_hash: str | None = None  # the prune anchor's link (version 2)
 
     def payload(self) -> bytes:
         fields = {name: value for name, value in asdict(self).items() if name != "signature"}
+        if self.v == 1:
+            del fields["anchor_hash"]
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
     def to_json(self) -> str:
@@ -60,9 +66,11 @@ class Checkpoint:
     @classmethod
     def from_json(cls, text: str) -> Checkpoint:
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("v") != CHECKPOINT_VERSION:
-            raise ValueError("not a version-1 audit checkpoint")
+        if not isinstance(data, dict) or data.get("v") not in READABLE_VERSIONS:
+            raise ValueError(f"not an audit checkpoint of a version this reads ({READABLE_VERSIONS})")
         return cls(
+            v=int(data["v"]),
+            anchor_hash=str(data["anchor_hash"]) if data["v"] >= 2 else None,
             event_id=int(data["event_id"]),
             hash=str(data["hash"]),
             ts=data["ts"],
@@ -139,6 +147,7 @@ def checkpoint_make() -> Checkpoint:
         hash=link,
         ts=format_ts(ts) if ts else None,
         anchor_id=anchor.event_id,
+        anchor_hash=anchor.hash,
         signed_at=format_ts(clock_now()),
         key=key_fingerprint(key.public_key()),
     )
@@ -162,6 +171,9 @@ def checkpoint_problem(checkpoint: Checkpoint, key: Ed25519PublicKey) -> str | N
         return "its signature does not verify (the checkpoint was forged or altered)"
     head, anchor = chain_head(), chain_anchor()
     last = head.event_id if head else anchor.event_id
+    moved = _anchor_problem(checkpoint, anchor, head or anchor)
+    if moved is not None:
+        return moved
     if checkpoint.event_id > last:
         return (
             f"it vouches for event #{checkpoint.event_id} but the chain ends at #{last} "
@@ -178,6 +190,22 @@ def checkpoint_problem(checkpoint: Checkpoint, key: Ed25519PublicKey) -> str | N
         return f"event #{checkpoint.event_id} is missing (deleted)"
     if event.hash != checkpoint.hash:
         return f"event #{checkpoint.event_id} was replaced (its link differs from the checkpoint's)"
+    return None
+
+
+def _anchor_problem(checkpoint: Checkpoint, anchor: ChainLink, head: ChainLink) -> str | None:
+    """Whether the prune anchor can have come from the one ``checkpoint`` signed by pruning."""
+    if anchor.event_id < checkpoint.anchor_id:
+        return f"the prune anchor moved back from #{checkpoint.anchor_id} to #{anchor.event_id}"
+    if anchor.event_id == checkpoint.anchor_id:
+        if checkpoint.anchor_hash is not None and checkpoint.anchor_hash != anchor.hash:
+            return f"the prune anchor (#{anchor.event_id}) was replaced (its link differs from the checkpoint's)"
+        return None
+    if anchor_prune_record(anchor, head) is None:
+        return (
+            f"the prune anchor moved from #{checkpoint.anchor_id} to #{anchor.event_id} with no recorded prune "
+            "(the oldest events were deleted and the anchor moved)"
+        )
     return None
 
 

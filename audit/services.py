@@ -3,12 +3,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.db import connection, transaction
 from django.utils import timezone
@@ -17,14 +19,17 @@ from django.utils.ipv6 import clean_ipv6_address
 from audit.actions import AuditAction, AuditOutcome
 from audit.chain import ANCHOR_PK, HEAD_PK, canonical_details, chain_anchor, chain_head_from_events, event_hash
 from audit.chain_keys import signing_key
+from audit.content import bounded_details, column_text
 from audit.keys import AuditReader
 from audit.metrics import AUDIT_EVENTS, AUDIT_UNRECORDED, AUDIT_WRITE_FAILURES
 from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
 from audit.selectors import AuditFilters, audit_event_list
-from sofiia.db.sqlite3.base import LONGEST_LOCK_PAUSE
-from sofiia.lib.limits import budget_spend
+from sofiia.lib.errors import DEPENDENCY_RETRY_AFTER_SECONDS, ApplicationError, is_database_outage
+from sofiia.lib.limits import budget_spend, limiter_acquire
+from sofiia.lib.lock_wait import LONGEST_LOCK_PAUSE
 from sofiia.lib.pagination import Order, Page, keyset_page
 from sofiia.lib.request_id import current_request
+from sofiia.lib.sliding_window import Window
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +108,28 @@ def _append(event: AuditEvent) -> None:
         cursor.execute(_APPEND_SQL, params)
 
 
+class AuditUnavailable(ApplicationError):
+    """The audit event could not be written, so the action it records was not done."""
+
+    status = 503
+    code = "audit_unavailable"
+
+
+def _event_fields(
+    *, actor: str, target_type: str, target_id: str | int | None, details: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    context = current_request()
+    return {
+        "actor": column_text(actor, max_length=150),
+        "target_type": column_text(target_type, max_length=64),
+        "target_id": "" if target_id is None else column_text(str(target_id), max_length=64),
+        "request_id": column_text(context.request_id, max_length=128) if context else "",
+        "ip": _storable_ip(context.ip if context else None),
+        "user_agent": column_text(context.user_agent, max_length=512) if context else "",
+        "details": canonical_details(bounded_details(details)),
+    }
+
+
 def audit_record(
     *,
     actor: str,
@@ -112,32 +139,28 @@ def audit_record(
     target_id: str | int | None = None,
     chat_id: int | None = None,
     details: Mapping[str, Any] | None = None,
-) -> AuditEvent | None:
+) -> AuditEvent:
     """Append one event to the audit chain; the request id, client address and user agent
     come from the current request, if any.
 
-    Never raises: a failure to audit must not break the action being audited. It is
-    logged and counted (``sofiia_audit_write_failures_total``) instead, and the event is
-    written in a savepoint so the caller's transaction survives it.
+    Call it inside the action's ``transaction.atomic()``: the event is written in that
+    transaction, so the action commits if and only if its event does. When the event cannot
+    be written this raises, and the caller's transaction rolls back: a database outage as
+    the database's own error (answered ``503 database_unavailable``), anything else as
+    :class:`AuditUnavailable` (``503 audit_unavailable``). Content never makes the write
+    fail: every text is made storable and bounded (``audit.content``).
 
     The event is linked to the chain head under the head's row lock, which is held until
     the caller's transaction commits: call this last in a transaction, never before
     slow work. Its id and timestamp are assigned under that lock, so ``(ts, id)`` order
     is commit order: an event that commits later never sorts before one already visible.
     """
-    context = current_request()
     try:
         event = AuditEvent(
-            actor=actor[:150],
             action=action,
             outcome=outcome,
-            target_type=target_type,
-            target_id="" if target_id is None else str(target_id),
             chat_id=chat_id,
-            request_id=context.request_id if context else "",
-            ip=_storable_ip(context.ip if context else None),
-            user_agent=context.user_agent if context else "",
-            details=canonical_details(details),
+            **_event_fields(actor=actor, target_type=target_type, target_id=target_id, details=details),
         )
         with transaction.atomic():
             head = _chain_head_locked()
@@ -149,12 +172,73 @@ def audit_record(
             event.key_id = signing_key().key_id
             event.hash = event_hash(event)
             _append(event)
-    except Exception:
+    except Exception as exc:
         AUDIT_WRITE_FAILURES.labels(action=action).inc()
-        logger.exception("audit.write_failed", extra={"action": action, "actor": actor, "chat_id": chat_id})
-        return None
+        logger.exception("audit.write_failed", extra={"action": action, "chat_id": chat_id})
+        if is_database_outage(exc):
+            raise
+        raise AuditUnavailable(
+            "The audit trail could not record this action, so it was not done; retry shortly.",
+            headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)},
+        ) from exc
     AUDIT_EVENTS.labels(action=action).inc()
     return event
+
+
+class AuditReadLimited(ApplicationError):
+    status = 429
+    code = "rate_limited"
+
+
+class AuditReadLimitUnavailable(ApplicationError):
+    status = 503
+    code = "rate_limit_unavailable"
+
+
+AUDIT_READ_SCOPE = "audit_read"
+
+
+def audit_read_admit(*, reader: str) -> None:
+    """Spend one read of the audit trail for ``reader`` (an audit key's fingerprint, a user)
+    and for the client address (``SOFIIA_RATE_LIMIT_AUDIT_READ`` each), or refuse it.
+
+    Every read that is served is recorded, so reads are limited here instead of their
+    records being budgeted. A refusal (:class:`AuditReadLimited`, 429 with ``Retry-After``)
+    is itself recorded within the refusals' budget. When the limiter cannot answer, reads
+    go on only with ``SOFIIA_RATE_LIMIT_FAIL_OPEN``: they are still recorded one by one.
+    """
+    policy = settings.SOFIIA_RATE_LIMIT_AUDIT_READ
+    context = current_request()
+    address = context.ip if context and context.ip else "unknown"
+    windows = [
+        Window("reader", f"audit-read:reader:{reader}", policy.limit, policy.window),
+        Window("address", f"audit-read:address:{address}", policy.limit, policy.window),
+    ]
+    outcome = limiter_acquire(windows, consume=True)
+    if outcome is None:
+        if settings.SOFIIA_RATE_LIMIT_FAIL_OPEN:
+            return
+        raise AuditReadLimitUnavailable(
+            "Reads of the audit trail cannot be counted right now; retry shortly.",
+            headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)},
+        )
+    if outcome.allowed:
+        return
+    assert outcome.blocked_scope is not None
+    retry_after = max(1, math.ceil(outcome.state(outcome.blocked_scope).reset_after))
+    audit_record_budgeted(
+        budget_key=f"limited:{address}",
+        actor=reader,
+        action=AuditAction.AUDIT_READ,
+        outcome=AuditOutcome.DENIED,
+        target_type="audit",
+        details={"reason": "rate_limited", "per": outcome.blocked_scope, "retry_after": retry_after},
+    )
+    raise AuditReadLimited(
+        f"Too many reads of the audit trail; retry in {retry_after} s.",
+        extra={"scope": AUDIT_READ_SCOPE, "retry_after": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def audit_events_read(
@@ -162,9 +246,11 @@ def audit_events_read(
 ) -> Page:
     """One page of the audit trail for ``reader``, itself recorded as an ``audit.read`` event.
 
-    The cursor is bound to the filters, so it cannot be replayed against another
-    selection. In ascending order the last page still carries a cursor: a reader polling
-    forward with it sees every event that commits later, since later commits sort later.
+    The page is not served unless its record is written: a failure to record raises
+    (see :func:`audit_record`). The cursor is bound to the filters, so it cannot be replayed
+    against another selection. In ascending order the last page still carries a cursor: a
+    reader polling forward with it sees every event that commits later, since later commits
+    sort later.
     """
     scope = "audit:" + json.dumps(filters.as_dict(), sort_keys=True, separators=(",", ":"))
     page = keyset_page(
@@ -248,20 +334,43 @@ def _chain_anchor_locked() -> AuditChainAnchor:
     return _singleton_locked(AuditChainAnchor, ANCHOR_PK, genesis)
 
 
-def _prune_batch(*, older_than: datetime, batch_size: int) -> tuple[PruneBatch | None, bool]:
-    """Delete the next batch of the chain's oldest events that are older than ``older_than``.
+def _prune_recorded(*, older_than: datetime, batch: PruneBatch, number: int) -> None:
+    """Record a batch in its own transaction, naming the anchor it left: ``verify_audit``
+    refuses an anchor that no such keyed record names."""
+    anchor = AuditChainAnchor.objects.get(pk=ANCHOR_PK)
+    audit_record(
+        actor="system",
+        action=AuditAction.AUDIT_PRUNE,
+        target_type="audit",
+        details={
+            "older_than": older_than,
+            "batch": number,
+            "deleted": batch.deleted,
+            "first_id": batch.first_id,
+            "last_id": batch.last_id,
+            "anchor_hash": anchor.hash,
+        },
+    )
+
+
+def _prune_batch(*, older_than: datetime, batch_size: int, number: int) -> tuple[PruneBatch | None, bool]:
+    """Delete the next batch of the chain's oldest events that are older than ``older_than``,
+    and record it, in one transaction: the events leave if and only if the record is written.
 
     Returns the batch (``None`` when there was nothing to delete) and whether more may follow.
     On PostgreSQL this is ``audit_prune_batch``, the database's own function and the one way
     events may leave it (migration 0007); SQLite has no such guard.
     """
     if connection.vendor == "postgresql":
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT * FROM audit_prune_batch(%s, %s)", [older_than, batch_size])
-            deleted, first_id, last_id, more = cursor.fetchone()
-        if not deleted:
-            return None, False
-        return PruneBatch(deleted=deleted, first_id=first_id, last_id=last_id), bool(more)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT * FROM audit_prune_batch(%s, %s)", [older_than, batch_size])
+                deleted, first_id, last_id, more = cursor.fetchone()
+            if not deleted:
+                return None, False
+            batch = PruneBatch(deleted=deleted, first_id=first_id, last_id=last_id)
+            _prune_recorded(older_than=older_than, batch=batch, number=number)
+        return batch, bool(more)
     with transaction.atomic():
         anchor = _chain_anchor_locked()
         rows = list(
@@ -287,7 +396,9 @@ def _prune_batch(*, older_than: datetime, batch_size: int) -> tuple[PruneBatch |
             pruned_total=anchor.pruned_total + deleted,
             updated_at=timezone.now(),
         )
-    return PruneBatch(deleted=deleted, first_id=first_id, last_id=last_id), len(expired) == len(rows) == batch_size
+        batch = PruneBatch(deleted=deleted, first_id=first_id, last_id=last_id)
+        _prune_recorded(older_than=older_than, batch=batch, number=number)
+    return batch, len(expired) == len(rows) == batch_size
 
 
 # A waiting writer retries at least this often, so a prune's pause this long lets it in.
@@ -319,8 +430,9 @@ def audit_prune(
     the chain anchor, so writers (who lock only the chain head) never wait on a prune
     for longer than one batch's row locks, and an interrupted prune leaves a verifiable
     chain. With ``rate`` it pauses between batches so as to delete at most that many events
-    a second on average: a prune in working hours can be made as gentle as wanted. The
-    prune itself is recorded as an ``audit.prune`` event.
+    a second on average: a prune in working hours can be made as gentle as wanted. Each
+    batch is recorded as an ``audit.prune`` event in its own transaction, naming the events
+    it deleted and the anchor it left (a prune that deletes nothing records one event).
     """
     started = time.monotonic()
     deleted = batches = 0
@@ -328,7 +440,7 @@ def audit_prune(
     last_id: int | None = None
     more = True
     while more:
-        batch, more = _prune_batch(older_than=older_than, batch_size=batch_size)
+        batch, more = _prune_batch(older_than=older_than, batch_size=batch_size, number=batches + 1)
         if batch is None:
             break
         deleted += batch.deleted
@@ -344,18 +456,16 @@ def audit_prune(
     result = PruneResult(
         deleted=deleted, batches=batches, first_id=first_id, last_id=last_id, seconds=time.monotonic() - started
     )
-    audit_record(
-        actor="system",
-        action=AuditAction.AUDIT_PRUNE,
-        target_type="audit",
-        details={
-            "older_than": older_than,
-            "deleted": deleted,
-            "batches": batches,
-            "first_id": first_id,
-            "last_id": last_id,
-        },
-    )
+    if not batches:
+        # Nothing was deleted, and the record says so without naming the anchor: a record of
+        # no prune must never vouch for an anchor someone else moved.
+        with transaction.atomic():
+            audit_record(
+                actor="system",
+                action=AuditAction.AUDIT_PRUNE,
+                target_type="audit",
+                details={"older_than": older_than, "deleted": 0, "batches": 0},
+            )
     return result
 
 

@@ -74,15 +74,15 @@ def token_issue(*, user: User, actor: str) -> str:
                 record = ApiToken.objects.create(
                     user=user, prefix=token[: ApiToken.PREFIX_LENGTH], digest=token_digest(token), expires_at=expires_at
                 )
+                audit_record(
+                    actor=actor,
+                    action=AuditAction.TOKEN_CREATE,
+                    target_type="token",
+                    target_id=record.prefix,
+                    details={"username": user.get_username(), "expires_at": expires_at.isoformat()},
+                )
         except IntegrityError:
             continue  # the prefix is taken (one chance in four billion): draw again
-        audit_record(
-            actor=actor,
-            action=AuditAction.TOKEN_CREATE,
-            target_type="token",
-            target_id=record.prefix,
-            details={"username": user.get_username(), "expires_at": expires_at.isoformat()},
-        )
         return token
 
 
@@ -91,12 +91,13 @@ def tokens_revoke(*, user: User, actor: str, reason: str) -> int:
     prefixes = list(ApiToken.objects.filter(user=user).values_list("prefix", flat=True))
     if not prefixes:
         return 0
-    ApiToken.objects.filter(user=user).delete()
-    audit_record(
-        actor=actor,
-        action=AuditAction.TOKEN_DELETE,
-        target_type="user",
-        target_id=user.pk,
-        details={"username": user.get_username(), "prefixes": prefixes, "reason": reason},
-    )
+    with transaction.atomic():
+        ApiToken.objects.filter(user=user).delete()
+        audit_record(
+            actor=actor,
+            action=AuditAction.TOKEN_DELETE,
+            target_type="user",
+            target_id=user.pk,
+            details={"username": user.get_username(), "prefixes": prefixes, "reason": reason},
+        )
     return len(prefixes)

@@ -251,6 +251,9 @@ SOFIIA_CONTEXT_MAX_CHARS = env_int("SOFIIA_CONTEXT_MAX_CHARS", 32000, minimum=0)
 SOFIIA_RATE_LIMIT_CHAT = env_rate("SOFIIA_RATE_LIMIT_CHAT", "30/60")
 SOFIIA_RATE_LIMIT_OPERATOR = env_rate("SOFIIA_RATE_LIMIT_OPERATOR", "120/60")
 SOFIIA_RATE_LIMIT_CHAT_CREATE = env_rate("SOFIIA_RATE_LIMIT_CHAT_CREATE", "60/3600")
+# Reads of the audit trail (/api/audit, the admin's audit views), per reader and per client
+# address: each one served is recorded, so a flood of reads is refused rather than recorded.
+SOFIIA_RATE_LIMIT_AUDIT_READ = env_rate("SOFIIA_RATE_LIMIT_AUDIT_READ", "60/60")
 SOFIIA_RATE_LIMIT_CHAT_CHANGE = env_rate("SOFIIA_RATE_LIMIT_CHAT_CHANGE", "30/60")
 # Console and admin logins: failed attempts per user from one client address (the name is
 # kept from when it counted per user alone), per client address, and per user from all

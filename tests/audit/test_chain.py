@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
 from audit.chain import GENESIS_HASH, chain_verify, event_hash
@@ -22,7 +22,6 @@ from audit.services import audit_prune, audit_record
 from tests.audit.helpers import as_intruder, days_ago, events, seed_events, sql
 from tests.live import PROJECT, TEST_AUDIT_CHAIN_KEY, database_url
 from tests.personas import make_persona
-from tests.test_metrics import sample
 
 
 def verify() -> str:
@@ -133,28 +132,10 @@ def test_pruning_goes_through_the_databases_own_function_on_postgresql(db):
     seed_events(days_ago(300, count=1))  # old, but after a kept event: stays
     result = audit_prune(older_than=timezone.now() - timedelta(days=100), batch_size=2)
     assert (result.deleted, result.batches, result.first_id, result.last_id) == (5, 3, 1, 5)
-    assert [e.action for e in events()] == ["test.recent", "seed.event", "audit.prune"]
+    # One audit.prune event per batch, each written in its batch's transaction.
+    assert [e.action for e in events()] == ["test.recent", "seed.event", "audit.prune", "audit.prune", "audit.prune"]
+    assert [e.details["last_id"] for e in events(action="audit.prune")] == [2, 4, 5]
     assert AuditChainAnchor.objects.get().event_id == 5
-    assert chain_verify().ok
-
-
-def test_a_failed_audit_write_does_not_break_the_action_it_records(alice, client, caplog):
-    before = client.get("/metrics").content.decode()
-    # The audit table is gone for a moment: the write fails inside the chat's transaction.
-    sql("ALTER TABLE audit_auditevent RENAME TO audit_auditevent_away")
-    try:
-        response = alice.api.post("/api/chats", {"title": "unaudited", "agent": "echo"}, format="json")
-    finally:
-        sql("ALTER TABLE audit_auditevent_away RENAME TO audit_auditevent")
-    assert response.status_code == 201, response.content
-    after = client.get("/metrics").content.decode()
-    name = "sofiia_audit_write_failures_total"
-    assert sample(after, name, action="chat.create") - sample(before, name, action="chat.create") == 1
-    assert any(r.getMessage() == "audit.write_failed" and r.action == "chat.create" for r in caplog.records)
-    # The chain is untouched and carries on with the next event.
-    alice.new_chat(title="audited")
-    assert [e.action for e in events()] == ["operator.create", "token.create", "chat.create"]
-    assert events()[-1].details["title"] == "audited"
     assert chain_verify().ok
 
 
@@ -289,10 +270,3 @@ def test_event_details_hash_the_same_after_a_database_round_trip(db):
     stored = AuditEvent.objects.get(id=event.id)
     assert event_hash(stored) == stored.hash == event.hash
     assert stored.details["day"] == "2026-01-02"
-
-
-def test_details_that_are_not_json_fail_the_write_but_not_the_caller(db, caplog):
-    assert audit_record(actor="system", action="test.nan", details={"x": float("nan")}) is None
-    assert not AuditEvent.objects.exists()
-    assert any(r.getMessage() == "audit.write_failed" for r in caplog.records)
-    assert connection.is_usable()

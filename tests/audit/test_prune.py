@@ -64,17 +64,21 @@ def test_prune_deletes_expired_events_in_batches_and_the_rest_still_verifies(db)
     assert summary(out) == {"count": "20", "batches": "3", "days": "90"}
     assert "deleted events #1..#7 (7)" in out
     assert "deleted events #15..#20 (6)" in out
-    assert [e.id for e in events()] == [*recent, recent[-1] + 1]
+    # Each batch is recorded in its own transaction, naming the anchor it left.
+    assert [e.id for e in events()] == [*recent, *range(recent[-1] + 1, recent[-1] + 4)]
     anchor = AuditChainAnchor.objects.get()
     assert (anchor.event_id, anchor.hash, anchor.pruned_total) == (old[-1], last_pruned.hash, 20)
     assert verify().startswith(
-        f"Audit chain OK: 5 events, #21..#25, from the anchor after pruned event #{old[-1]}, in "
+        f"Audit chain OK: 7 events, #21..#27, from the anchor after pruned event #{old[-1]}, in "
     )
-    event = only_event(action="audit.prune")
-    assert (event.actor, event.target_type) == ("system", "audit")
-    assert {k: event.details[k] for k in ("deleted", "batches", "first_id", "last_id")} == {
-        "deleted": 20, "batches": 3, "first_id": 1, "last_id": 20,
-    }  # fmt: skip
+    records = events(action="audit.prune")
+    assert {(e.actor, e.target_type) for e in records} == {("system", "audit")}
+    assert [{k: e.details[k] for k in ("batch", "deleted", "first_id", "last_id")} for e in records] == [
+        {"batch": 1, "deleted": 7, "first_id": 1, "last_id": 7},
+        {"batch": 2, "deleted": 7, "first_id": 8, "last_id": 14},
+        {"batch": 3, "deleted": 6, "first_id": 15, "last_id": 20},
+    ]
+    assert records[-1].details["anchor_hash"] == last_pruned.hash
 
 
 def test_on_sqlite_the_prune_pauses_between_batches_for_waiting_writers(db, monkeypatch):
@@ -230,7 +234,7 @@ def test_the_ops_script_is_prune_audit_with_the_same_flags(transactional_db):
     assert summary(done.stdout) == {"count": "5", "batches": "3", "days": "90"}
     assert re.search(r"^Vacuumed audit_auditevent in \d+\.\d s\.$", done.stdout, re.MULTILINE)
     assert AuditEvent.objects.filter(action="seed.event").count() == 2
-    assert only_event(action="audit.prune").details["deleted"] == 5
+    assert [e.details["deleted"] for e in events(action="audit.prune")] == [2, 2, 1]
     assert chain_verify().ok
 
 
@@ -284,7 +288,8 @@ def test_pruning_200k_events_on_postgresql_leaves_sends_running(live_console):
     during = [s for s in sends if s[0] >= pruning_started and s[1] <= pruning_ended]
     assert len(during) >= 3, f"only {len(during)} sends completed while pruning ran"
     assert not AuditEvent.objects.filter(action="seed.event").exists()
-    assert only_event(action="audit.prune").details["deleted"] == 200_000
+    pruned = events(action="audit.prune")
+    assert (len(pruned), sum(e.details["deleted"] for e in pruned)) == (100, 200_000)
     assert AuditEvent.objects.filter(action="message.send").count() == len(sends)
     report = chain_verify()
     assert report.ok, report.broken

@@ -20,9 +20,16 @@ from django.utils import timezone
 
 from audit.chain import GENESIS_HASH, chain_verify, event_hash
 from audit.chain_keys import ChainKey
-from audit.checkpoints import Checkpoint, checkpoint_make, checkpoint_write, new_signing_key_pem
+from audit.checkpoints import (
+    Checkpoint,
+    checkpoint_make,
+    checkpoint_problem,
+    checkpoint_write,
+    new_signing_key_pem,
+    verify_key,
+)
 from audit.hardening import audit_harden
-from audit.models import AuditChainHead, AuditEvent
+from audit.models import AuditChainAnchor, AuditChainHead, AuditEvent
 from audit.services import audit_prune, audit_record
 from tests.audit.helpers import as_intruder, days_ago, events, seed_events, sql
 from tests.live import database_url
@@ -111,6 +118,71 @@ def test_a_tail_rehashed_without_a_key_is_caught(trail):
     rehash_from(5, link=unkeyed)
     with pytest.raises(CommandError, match=r"event #5: has no chain key after keyed events"):
         verify()
+
+
+def _unkeyed(event: AuditEvent) -> str:
+    event.key_id = ""
+    return event_hash(event)  # version 1: plain SHA-256, no key needed
+
+
+def test_keyed_events_rewritten_as_unkeyed_links_are_caught(trail):
+    # The whole chain, from genesis to the head: no keyed link is left for an unkeyed one to follow.
+    rehash_from(1, link=_unkeyed)
+    assert not any(event.key_id for event in events())
+    with pytest.raises(CommandError, match=r"event #8: the chain ends with a link that has no chain key"):
+        verify()
+
+
+def test_keyed_events_rewritten_as_unkeyed_links_fail_the_checkpoints_too(trail, checkpoints):
+    checkpoint_write(checkpoint_make(), checkpoints)
+    rehash_from(1, link=_unkeyed)
+    problem = checkpoint_problem(Checkpoint.from_json(next(checkpoints.glob("*.json")).read_text()), verify_key())
+    assert problem == "event #8 was replaced (its link differs from the checkpoint's)"
+
+
+def _move_anchor_by_hand(upto: int) -> None:
+    """Delete the oldest events and re-anchor the chain after them, as an intruder would."""
+    last = AuditEvent.objects.get(id=upto)
+    with as_intruder():
+        AuditEvent.objects.filter(id__lte=upto).delete()
+        AuditChainAnchor.objects.update_or_create(pk=1, defaults={"event_id": upto, "hash": last.hash, "ts": last.ts})
+
+
+def test_a_moved_anchor_is_caught(trail):
+    _move_anchor_by_hand(3)
+    with pytest.raises(CommandError, match=r"the prune anchor \(event #3\) was moved without a recorded prune"):
+        verify()
+
+
+def test_a_moved_anchor_is_caught_by_the_checkpoints(trail, checkpoints):
+    checkpoint_write(checkpoint_make(), checkpoints)
+    _move_anchor_by_hand(3)
+    checkpoint = Checkpoint.from_json(next(checkpoints.glob("*.json")).read_text())
+    assert checkpoint.anchor_hash == GENESIS_HASH  # the anchor is signed too
+    assert checkpoint_problem(checkpoint, verify_key()) == (
+        "the prune anchor moved from #0 to #3 with no recorded prune (the oldest events were deleted and the "
+        "anchor moved)"
+    )
+    with pytest.raises(CommandError, match=r"moved without a recorded prune"):
+        verify("--checkpoints", str(checkpoints))
+
+
+def test_a_prune_that_deletes_nothing_does_not_vouch_for_a_moved_anchor(trail):
+    _move_anchor_by_hand(3)
+    audit_prune(older_than=timezone.now() - timedelta(days=90), batch_size=100)
+    with pytest.raises(CommandError, match=r"moved without a recorded prune"):
+        verify()
+
+
+def test_a_prune_in_several_batches_verifies_with_its_checkpoints(db, checkpoints, settings):
+    settings.SOFIIA_AUDIT_RETENTION_DAYS = 90
+    seed_events(days_ago(200, count=5))
+    checkpoint_write(checkpoint_make(), checkpoints)
+    audit_record(actor="system", action="test.recent")
+    audit_prune(older_than=timezone.now() - timedelta(days=90), batch_size=2)
+    assert [e.details["last_id"] for e in events(action="audit.prune")] == [2, 4, 5]
+    checkpoint_write(checkpoint_make(), checkpoints)
+    assert "Every checkpoint in" in verify("--checkpoints", str(checkpoints))
 
 
 def test_a_deleted_tail_with_the_head_moved_back_fails_the_checkpoints(trail, checkpoints):
@@ -239,7 +311,9 @@ def test_the_applications_role_appends_and_prunes_only_through_the_database(app_
     deleted, first_id, last_id, more = app_role.execute("SELECT * FROM audit_prune_batch(%s, 100)", [cutoff]).fetchone()
     assert (deleted, first_id, last_id, more) == (4, 1, 4, False)
     assert [event.action for event in events()] == ["test.recent"]
-    assert chain_verify().ok
+    # Its role may call the function, but without the chain key it cannot record the prune:
+    # the anchor it left is named by no keyed audit.prune event.
+    assert chain_verify().broken.kind == "anchor_moved"
     # An event it appends without the chain key does not verify.
     head = AuditChainHead.objects.get()
     forged_hash = hashlib.sha256(b"forged").hexdigest()

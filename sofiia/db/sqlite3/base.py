@@ -23,11 +23,10 @@ from django.db.backends.sqlite3 import base
 from django.db.backends.sqlite3._functions import register as register_functions  # type: ignore[import-untyped]
 from django.utils.asyncio import async_unsafe
 
-T = TypeVar("T")
+from sofiia.lib.lock_wait import FIRST_LOCK_PAUSE as _FIRST_PAUSE
+from sofiia.lib.lock_wait import LOCK_WAIT_SECONDS, LONGEST_LOCK_PAUSE
 
-# How long a statement waits for the write lock in all, and the pause between attempts.
-LOCK_WAIT_SECONDS = 20.0
-_FIRST_PAUSE, LONGEST_LOCK_PAUSE = 0.001, 0.05
+T = TypeVar("T")
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
