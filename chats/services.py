@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
 from audit.actions import AuditAction, AuditOutcome
-from audit.services import audit_record, audit_record_budgeted
+from audit.services import AuditUnavailable, audit_record, audit_record_budgeted
 from chats.conversation import infer_body, infer_body_digest, infer_request_snapshot
 from chats.errors import MessageDeliveryFailed, UnknownNode
 from chats.export import Export, export_render
@@ -337,21 +337,32 @@ def _send_log(*, operator: User, chat: Chat, message: Message, status: str, star
 
 def _finish_later(operation: Callable[[], object], *, what: str) -> None:
     # Until the lease runs out: after that, another attempt may own the message.
-    db_finish_later(operation, seconds=delivery_lease_seconds(), what=what)
+    db_finish_later(operation, seconds=delivery_lease_seconds(), what=what, transient=_ends_an_attempt_later)
+
+
+def _ends_an_attempt_later(exc: BaseException) -> bool:
+    """A write that ends a delivery attempt waits out what may pass: the database away, or
+    its audit event not written (the write is refused whole, and tried again)."""
+    return is_database_outage(exc) or isinstance(exc, AuditUnavailable)
 
 
 def _write_or_hand_over(operation: Callable[[], T], *, what: str) -> T:
-    """Do a write that ends a delivery attempt, riding out a short database outage
-    (``SOFIIA_DB_RETRY_SECONDS``). If the database stays away, the send is answered
-    ``503 database_unavailable`` and the write is handed to the background, which completes
-    it when the database is back: the attempt's outcome is recorded (a reply kept, a
-    failure released) and a retry with the key gets it without waiting out the lease."""
+    """Do a write that ends a delivery attempt, riding out a short database outage or audit
+    failure (``SOFIIA_DB_RETRY_SECONDS``). If it lasts, the send is answered
+    ``503 database_unavailable`` (or ``audit_unavailable``) and the write is handed to the
+    background, which completes it when it can: the attempt's outcome is recorded with its
+    audit event (a reply kept, a failure released) and a retry with the key gets it without
+    waiting out the lease. A node's reply is never thrown away for want of its event."""
     try:
-        return db_retry(operation, seconds=settings.SOFIIA_DB_RETRY_SECONDS, what=what)
+        return db_retry(
+            operation, seconds=settings.SOFIIA_DB_RETRY_SECONDS, what=what, transient=_ends_an_attempt_later
+        )
     except Exception as exc:
-        if not is_database_outage(exc):
+        if not _ends_an_attempt_later(exc):
             raise
         _finish_later(operation, what=what)
+        if isinstance(exc, AuditUnavailable):
+            raise
         raise database_unavailable() from None
 
 

@@ -35,7 +35,7 @@ def db_commit_guard() -> None:
     """Call last inside ``transaction.atomic()``: refuse to leave the block "successfully"
     when the transaction can only roll back.
 
-    A savepoint that failed inside (``audit_record`` swallows its own failures) marks the
+    A savepoint that failed inside, its error caught there, marks the
     transaction for rollback, and Django then rolls it back *silently* at the end of the
     block. When the database dropped out mid-transaction that would turn a write that never
     happened into a success; raising makes the caller see the outage and retry.
@@ -50,12 +50,19 @@ def _drop_broken_connections() -> None:
             connection.close()
 
 
-def db_retry(operation: Callable[[], T], *, seconds: float, what: str) -> T:
+def db_retry(
+    operation: Callable[[], T],
+    *,
+    seconds: float,
+    what: str,
+    transient: Callable[[BaseException], bool] = is_database_outage,
+) -> T:
     """Run ``operation`` (one transaction, safe to run again), retrying while the database
     is unreachable, for up to ``seconds``; then the outage is raised.
 
     A PostgreSQL restart takes a few seconds: a write that falls into it is retried rather
-    than lost. Only outages are retried (``sofiia.lib.errors.is_database_outage``).
+    than lost. Only outages are retried (``sofiia.lib.errors.is_database_outage``), or what
+    else ``transient`` says may pass.
     """
     deadline = time.monotonic() + seconds
     delay = _FIRST_DELAY
@@ -64,7 +71,7 @@ def db_retry(operation: Callable[[], T], *, seconds: float, what: str) -> T:
         try:
             return operation()
         except Exception as exc:
-            if not is_database_outage(exc) or time.monotonic() + delay > deadline:
+            if not transient(exc) or time.monotonic() + delay > deadline:
                 raise
             logger.warning("database.retry", extra={"what": what, "attempt": attempt, "error": str(exc)[:200]})
         _drop_broken_connections()
@@ -73,7 +80,13 @@ def db_retry(operation: Callable[[], T], *, seconds: float, what: str) -> T:
         attempt += 1
 
 
-def db_finish_later(operation: Callable[[], object], *, seconds: float, what: str) -> None:
+def db_finish_later(
+    operation: Callable[[], object],
+    *,
+    seconds: float,
+    what: str,
+    transient: Callable[[BaseException], bool] = is_database_outage,
+) -> None:
     """Keep retrying ``operation`` in the background for up to ``seconds`` once a request has
     given up waiting for the database, so the work is done as soon as it is back.
 
@@ -83,7 +96,7 @@ def db_finish_later(operation: Callable[[], object], *, seconds: float, what: st
 
     def run() -> None:
         try:
-            db_retry(operation, seconds=seconds, what=what)
+            db_retry(operation, seconds=seconds, what=what, transient=transient)
             logger.info("database.finished_later", extra={"what": what})
         except Exception as exc:
             logger.error("database.gave_up", extra={"what": what, "error": str(exc)[:200]})

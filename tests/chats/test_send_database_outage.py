@@ -12,6 +12,7 @@ import pytest
 from django.db import OperationalError, transaction
 
 from audit.models import AuditEvent
+from audit.services import AuditUnavailable
 from chats import services
 from chats.models import Message
 from sofiia.lib.db import db_commit_guard, db_retry
@@ -158,3 +159,56 @@ def test_db_retry_retries_outages_only_and_gives_up_after_its_window():
 
     with pytest.raises(OperationalError):
         db_retry(down, seconds=0.2, what="test")
+
+
+@pytest.fixture
+def audit_refused(monkeypatch, settings):
+    """Make the ``message.send`` audit event of a delivery fail to write, ``n`` times."""
+    settings.SOFIIA_DB_RETRY_SECONDS = 0.5
+    real = services.audit_record
+
+    def refuse(times: int) -> list[int]:
+        failures = [times]
+
+        def record(**kwargs):
+            if kwargs.get("action") == "message.send" and failures[0] > 0:
+                failures[0] -= 1
+                raise AuditUnavailable("The audit event could not be written.")
+            return real(**kwargs)
+
+        monkeypatch.setattr(services, "audit_record", record)
+        return failures
+
+    return refuse
+
+
+def test_a_reply_whose_audit_event_failed_once_is_stored_with_its_event(alice, nodes, audit_refused):
+    chat = alice.new_chat()
+    audit_refused(1)
+    response = alice.send(chat["id"], "hello", key="k1")
+    assert response.status_code == 201, response.content
+    assert Message.objects.get(role="agent").text == "NODA1/echo: hello"
+    assert AuditEvent.objects.filter(action="message.send", outcome="delivered").count() == 1
+    assert len(nodes["NODA1"].calls) == 1
+
+
+def test_a_reply_whose_audit_event_cannot_be_written_is_kept_for_later_never_stored_unaudited(
+    alice, nodes, audit_refused, handed_over
+):
+    chat = alice.new_chat()
+    audit_refused(10**6)
+    response = alice.send(chat["id"], "hello", key="k1")
+    assert (response.status_code, response.json()["error"]) == (503, "audit_unavailable")
+    # Nothing of the delivery committed without its event.
+    assert Message.objects.get(role="operator").status == "pending"
+    assert not Message.objects.filter(role="agent").exists()
+    assert not AuditEvent.objects.filter(action="message.send").exists()
+
+    audit_refused(0)
+    (store_reply,) = handed_over
+    store_reply()
+    assert AuditEvent.objects.filter(action="message.send", outcome="delivered").count() == 1
+    retry = alice.send(chat["id"], "hello", key="k1")
+    assert (retry.status_code, retry["Idempotent-Replayed"]) == (201, "true")
+    assert retry.json()["reply"]["text"] == "NODA1/echo: hello"
+    assert len(nodes["NODA1"].calls) == 1
