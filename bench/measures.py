@@ -40,7 +40,7 @@ class Setup:
 
 
 def _send_env(
-    setup: Setup, chat_ids: list[int], *, bare: bool = False, mode: str = "fresh", run: str
+    setup: Setup, chat_ids: list[int], *, bare: bool = False, mode: str = "fresh", run: str, text_bytes: int = 0
 ) -> dict[str, str]:
     prefix = "/bench/bare/chats" if bare else "/api/chats"
     return {
@@ -48,6 +48,7 @@ def _send_env(
         "BENCH_PATHS": ",".join(f"{prefix}/{chat_id}/send" for chat_id in chat_ids),
         "BENCH_MODE": mode,
         "BENCH_RUN": run,
+        "BENCH_TEXT_BYTES": str(text_bytes),
     }
 
 
@@ -100,6 +101,115 @@ def send_stack(setup: Setup, *, rounds: int, seconds: float) -> dict[str, Any]:
         "wrk_cores_busy": spread([load.cpu_seconds / load.seconds for loads in results.values() for load in loads]),
         "connections": 8,
         "profile": profile,
+    }
+
+
+CONTEXT_TURNS = 20
+CONTEXT_TEXT_BYTES = 2048
+
+
+def conversation_sends(setup: Setup, *, rounds: int, seconds: float) -> dict[str, Any]:
+    """Row 9: a send that carries 20 earlier exchanges of 2 KB each against the same send with
+    none (the chat's ``context_turns`` 0), both sending 2 KB texts, in interleaved rounds.
+
+    Each chat starts with 20 delivered exchanges of 2 KB; every send adds another, so a send
+    in the context chats always carries the newest 20 (the budget is raised to fit them)."""
+    from chats.models import Chat, Message
+    from chats.services import chat_create
+    from operators.models import ApiToken
+
+    operator = ApiToken.objects.get(prefix=setup.token[: ApiToken.PREFIX_LENGTH]).user
+    with_context = [
+        chat_create(operator=operator, title=f"context {i}", agent="echo", context_turns=CONTEXT_TURNS).pk
+        for i in range(8)
+    ]
+    without = [
+        chat_create(operator=operator, title=f"no context {i}", agent="echo", context_turns=0).pk for i in range(8)
+    ]
+    filler = "y" * (CONTEXT_TEXT_BYTES - 16)
+    for chat in Chat.objects.filter(pk__in=with_context + without):
+        for turn in range(CONTEXT_TURNS):
+            text = f"earlier turn {turn:03d} {filler}"
+            question = Message.objects.create(
+                chat=chat, role="operator", text=text, node=chat.node, status="delivered", operator=operator,
+                idempotency_key=f"context-{chat.pk}-{turn}", attempts=1,
+            )  # fmt: skip
+            Message.objects.create(
+                chat=chat, role="agent", text=f"NODA1/echo: {text}", node=chat.node, status="delivered",
+                reply_to=question,
+            )  # fmt: skip
+    budget = str(CONTEXT_TURNS * 3 * (CONTEXT_TEXT_BYTES + 64))
+    console = setup.console(workers=2, SOFIIA_CONTEXT_MAX_CHARS=budget)
+    run = uuid.uuid4().hex[:8]
+    variants = {
+        "context": lambda r: _send_env(setup, with_context, run=f"{run}-ctx-{r}", text_bytes=CONTEXT_TEXT_BYTES),
+        "none": lambda r: _send_env(setup, without, run=f"{run}-none-{r}", text_bytes=CONTEXT_TEXT_BYTES),
+    }
+    results: dict[str, list[Load]] = {name: [] for name in variants}
+    with running(console):
+        for warm_up in variants.values():
+            wrk(console.base, "send", env=warm_up(-1), seconds=2)
+        order = list(variants)
+        for r in range(rounds):
+            for name in order[r % 2 :] + order[: r % 2]:
+                load = wrk(console.base, "send", env=variants[name](r), seconds=seconds)
+                _only_created(load, f"conversation sends, {name}")
+                results[name].append(load)
+                setup.say(f"  round {r + 1}/{rounds} {name:7} {load.rate:7.1f}/s p50 {load.p50_ms:6.2f} ms")
+    context, none = results["context"], results["none"]
+    return {
+        "p50_ratio": spread([c.p50_ms / n.p50_ms for c, n in zip(context, none, strict=True)]),
+        "throughput_ratio": spread([c.rate / n.rate for c, n in zip(context, none, strict=True)]),
+        "rounds": {name: [load.as_dict() for load in loads] for name, loads in results.items()},
+        "turns": CONTEXT_TURNS,
+        "text_bytes": CONTEXT_TEXT_BYTES,
+    }
+
+
+def search_pages(setup: Setup, *, count: int, samples: int) -> dict[str, Any]:
+    """Row 10: ``GET /api/search`` over a chat of ``count`` messages (seeded by row 3, or here)
+    against the first page of that chat, through the API, interleaved; the query plans.
+
+    The gated query is a selective one (a phrase a handful of messages hold), as an operator
+    searches for a name or a number; a query that every message matches is reported beside it."""
+    from bench.seeding import ProgressTicker, seed_chat_messages
+    from chats.models import Chat, Message
+    from chats.selectors import message_search_for_operator
+
+    chat = Chat.objects.get(pk=setup.chat_ids[0])
+    if Message.objects.filter(chat=chat).count() < count:
+        seed_chat_messages(chat, count, on_progress=ProgressTicker("messages"))
+    total = Message.objects.filter(chat=chat).count()
+    rare = f"question {(total // 2) // 2 * 2}"
+    queries = {"rare": rare, "common": "seeded answer"}
+    analyze = {"analyze": True} if setup.config == "postgres" else {}
+    plans = {
+        name: message_search_for_operator(operator=chat.owner, query=query)[:51].explain(**analyze)
+        for name, query in queries.items()
+    }
+    console = setup.console(workers=1)
+    urls = {"first page": f"/api/chats/{chat.pk}/messages?limit=50"}
+    urls.update({f"search {name}": f"/api/search?limit=50&q={requests.utils.quote(q)}" for name, q in queries.items()})
+    times: dict[str, list[float]] = {name: [] for name in urls}
+    with running(console), requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {setup.token}"
+        for url in urls.values():
+            for _ in range(2):
+                _timed_get(session, console.base + url)
+        names = list(urls)
+        for r in range(samples):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                times[name].append(_timed_get(session, console.base + urls[name]))
+    p50 = {name: statistics.median(values) for name, values in times.items()}
+    first = p50["first page"]
+    return {
+        "messages": total,
+        "queries": queries,
+        "p50_ms": {name: round(value, 2) for name, value in p50.items()},
+        "rare_ratio": round(p50["search rare"] / first, 2),
+        "common_ratio": round(p50["search common"] / first, 2),
+        "plans": plans,
+        "samples": samples,
     }
 
 

@@ -227,7 +227,7 @@ def seed_audit_events(count: int, *, older_than_days: int, on_progress: Progress
 
 MESSAGE_COLUMNS = (
     "id", "chat_id", "role", "text", "ts", "node", "status", "operator_id", "idempotency_key", "attempts",
-    "delivery_started_at", "failure", "reply_to_id", "html",
+    "delivery_started_at", "failure", "reply_to_id", "html", "search_text",
 )  # fmt: skip
 
 
@@ -292,13 +292,14 @@ def seed_chat_messages(chat: Chat, count: int, on_progress: Progress | None = No
                             (
                                 message_id, chat.pk, "operator", f"Seeded question {index}", ts, chat.node,
                                 "delivered", chat.owner_id, f"seed-{token}-{index}", 1, ts, "", None, "",
+                                f"seeded question {index}",
                             )
                         )  # fmt: skip
                     else:
                         rows.append(
                             (
                                 message_id, chat.pk, "agent", f"Seeded answer {index}", ts, chat.node, "delivered",
-                                None, None, 0, None, "", operator_id, "",
+                                None, None, 0, None, "", operator_id, "", f"seeded answer {index}",
                             )
                         )  # fmt: skip
                 insert(rows)

@@ -159,6 +159,10 @@ TARGETS = [
            lambda r: _optional(_get(r, "scale", "ratio"))),
     Target(8, "verify_audit on 1,000,000 events", 100_000, True, "/s",
            lambda r: _scalar(_get(r, "audit", "verify", "rate"), "/s")),
+    Target(9, "send carrying 20 earlier exchanges of 2 KB vs the same send with none: p50", 1.15, False, "×",
+           lambda r: _optional(_get(r, "conversation", "p50_ratio"))),
+    Target(10, "search of 1,000,000 messages for a rare phrase vs a chat's first page, p50", 3.0, False, "×",
+           lambda r: _scalar(_get(r, "search", "rare_ratio"), "×")),
 ]  # fmt: skip
 
 
@@ -269,9 +273,11 @@ def run_config(
             Setup,
             audit_pruning,
             audit_seeding,
+            conversation_sends,
             deep_pages,
             memory_and_metrics,
             scale_out,
+            search_pages,
             send_stack,
         )
         from chats.services import chat_create
@@ -317,6 +323,8 @@ def run_config(
                 "scale",
                 lambda: scale_out(setup, rounds=sizes["scale_rounds"], seconds=sizes["seconds"], connections=16),
             ),
+            ({9}, "conversation", lambda: conversation_sends(setup, rounds=sizes["rounds"], seconds=sizes["seconds"])),
+            ({10}, "search", lambda: search_pages(setup, count=sizes["messages"], samples=sizes["page_samples"])),
         ]
         for numbers, name, step in steps:
             if not numbers & rows:
@@ -331,7 +339,7 @@ def run_config(
 
 # Rows each configuration runs: two instances sharing a database (7) are a PostgreSQL + Redis
 # deployment, and the metrics scrape (5) does not depend on the database.
-ROWS = {"sqlite": {1, 2, 3, 4, 6, 8}, "postgres": {1, 2, 3, 4, 5, 6, 7, 8}}
+ROWS = {"sqlite": {1, 2, 3, 4, 6, 8, 9, 10}, "postgres": {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}
 
 
 def main() -> int:
