@@ -32,6 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
+from django.db.models.functions import Length
 
 from chats.models import Chat, Message
 from nodes.infer import infer_body_bytes
@@ -64,22 +65,21 @@ def infer_request_snapshot(*, chat: Chat, message: Message) -> dict[str, Any]:
     context: list[list[int]] = []
     turns = chat.context_turns
     if turns > 0:
+        # Only the sizes of the texts: infer_body reads the texts of the exchanges kept.
         earlier = (
             Message.objects.filter(chat_id=chat.pk, role=Message.Role.OPERATOR, status=Message.Status.DELIVERED)
             .filter(_before(message))
             .filter(reply__isnull=False)
-            .select_related("reply")
-            .only("id", "ts", "text", "reply__id", "reply__text")
-            .order_by("-ts", "-id")[:turns]
+            .order_by("-ts", "-id")
+            .annotate(size=Length("text") + Length("reply__text"))
+            .values_list("pk", "reply__pk", "size")[:turns]
         )
         budget = settings.SOFIIA_CONTEXT_MAX_CHARS
-        for operator_message in earlier:
-            reply = operator_message.reply
-            size = len(operator_message.text) + len(reply.text)
+        for question_id, reply_id, size in earlier:
             if size > budget:
                 break
             budget -= size
-            context.append([operator_message.pk, reply.pk])
+            context.append([question_id, reply_id])
         context.reverse()
     return {
         "system_prompt": chat.system_prompt,
