@@ -161,8 +161,9 @@ class Message(models.Model):
             # (Not a partial index: SQLite cannot match a partial index's condition against a
             # query's bound parameters, and would scan the chat instead.)
             models.Index(fields=["chat", "status"], name="message_chat_status_idx"),
-            # The admin's usage view: the messages of a date range, across all chats.
-            models.Index(fields=["ts"], name="message_ts_idx"),
+            # The admin's usage view: the replies of a date range, across all chats. Led by the
+            # role, so no query of one chat's messages (which names no role) is planned on it.
+            models.Index(fields=["role", "ts"], name="message_role_ts_idx"),
         ]
         constraints = [
             # The database's own guard for exactly-once sends: whatever the idempotency

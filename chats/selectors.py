@@ -163,7 +163,7 @@ def usage_by_day(*, since: date, until: date) -> list[UsageRow]:
     """Delivered sends and the tokens their replies used, per day (UTC), operator, node and
     model, for the days ``since`` to ``until`` inclusive (at most :data:`USAGE_MAX_DAYS`),
     newest day first. Counted from the replies (one per delivered send), read through
-    ``message_ts_idx``; a reply whose node named no model counts under ``""``."""
+    ``message_role_ts_idx``; a reply whose node named no model counts under ``""``."""
     start = datetime.combine(since, time.min, tzinfo=UTC)
     end = datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC)
     rows = (

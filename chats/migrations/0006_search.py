@@ -77,6 +77,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='message',
-            index=models.Index(fields=['ts'], name='message_ts_idx'),
+            index=models.Index(fields=['role', 'ts'], name='message_role_ts_idx'),
         ),
     ]

@@ -53,7 +53,7 @@ def test_the_table_has_a_row_per_measure_and_a_column_per_configuration():
 
 
 def test_every_row_of_the_issue_has_a_target():
-    assert sorted({target.row for target in TARGETS}) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert sorted({target.row for target in TARGETS}) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 
 
 def test_the_doc_keeps_everything_outside_the_table_markers():
