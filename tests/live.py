@@ -9,13 +9,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 from django.conf import settings
 from django.db import connection
+
+from tests.waiting import wait_until
 
 PROJECT = Path(__file__).resolve().parent.parent
 LIVE_SECRET_KEY = "live-test-secret-key-" + "x" * 40
@@ -98,18 +99,22 @@ class LiveConsole:
             self.proc = subprocess.Popen(
                 args, cwd=PROJECT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+        proc = self.proc
+
+        def answering() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited early:\n{self.log()}")
             try:
-                if requests.get(f"{self.base}/api/health", timeout=2).status_code in (200, 503):
-                    return self
+                return requests.get(f"{self.base}/api/health", timeout=2).status_code in (200, 503)
             except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"gunicorn did not answer in {timeout} s:\n{self.log()}")
+                return False
+
+        try:
+            wait_until(answering, timeout, what="gunicorn to answer", interval=0.2)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"gunicorn did not answer in {timeout} s:\n{self.log()}") from None
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path else ""

@@ -123,7 +123,7 @@ def test_slow_headers_and_bodies_are_cut_off_and_never_starve_the_instance(live_
         response = requests.get(f"{console.base}/api/health", timeout=5)
         probes.append(time.monotonic() - t0)
         assert response.status_code == 200
-        time.sleep(0.2)
+        time.sleep(0.2)  # wall time: a slow client trickling in real time while the server's timeouts run
     assert max(probes) < 1.0, probes
     # The body timeout answers each slow body with a 408; the header timeout closes each
     # slow header. Both well before the client would give up.

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 import uuid
 
 import pytest
@@ -15,6 +14,7 @@ import requests
 from tests.live import LiveConsole
 from tests.personas import make_persona
 from tests.test_metrics import sample
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.live
 
@@ -78,10 +78,7 @@ def test_counters_are_exact_after_a_known_sequence_on_four_workers(live_console,
     thread = threading.Thread(target=lambda: first.setdefault("r", operator.send(slow, "slow", key="k-slow")))
     thread.start()
     # The first send is in flight once the node has it; the same key again is then a 409.
-    deadline = time.monotonic() + 30
-    while not nodes["NODA1"].calls_with("slow"):
-        assert time.monotonic() < deadline, "the first send never reached the node"
-        time.sleep(0.02)
+    wait_until(lambda: nodes["NODA1"].calls_with("slow"), 30, what="the first send to reach the node", interval=0.02)
     assert operator.send(slow, "slow", key="k-slow").status_code == 409
     thread.join()
     assert first["r"].status_code == 201
@@ -117,9 +114,11 @@ def test_counters_are_exact_after_a_known_sequence_on_four_workers(live_console,
     # A worker that dies keeps its counts: its samples stay in the shared directory.
     victim = worker_pids(console)[0]
     os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while victim in worker_pids(console) or len(worker_pids(console)) < 4:
-        assert time.monotonic() < deadline, "gunicorn did not replace the worker"
-        time.sleep(0.2)
+    wait_until(
+        lambda: victim not in worker_pids(console) and len(worker_pids(console)) == 4,
+        30,
+        what="gunicorn to replace the worker",
+        interval=0.2,
+    )
     after = scrape(console)
     assert {(name, labels): sample(after, name, **dict(labels)) for name, labels in expected} == expected

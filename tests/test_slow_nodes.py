@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from django.db import connection
 from chats.models import Message
 from tests.live import database_url
 from tests.personas import make_persona
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(180)]
 
@@ -77,7 +78,7 @@ class Prober:
                     elapsed = time.monotonic() - started
                     self.statuses[(path, status)] += 1
                     self.slowest[path] = max(self.slowest.get(path, 0.0), elapsed)
-                stop.wait(0.1)
+                stop.wait(0.1)  # wall time: probes paced through the burst, until told to stop
 
         thread = threading.Thread(target=probe, daemon=True)
         thread.start()
@@ -105,7 +106,7 @@ def database_connections_watched(application_name: str) -> Iterator[list[int]]:
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [application_name]
                 ).fetchone()
                 samples.append(row[0] if row else 0)
-                stop.wait(0.05)
+                stop.wait(0.05)  # wall time: samples paced through the burst, until told to stop
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
@@ -114,13 +115,6 @@ def database_connections_watched(application_name: str) -> Iterator[list[int]]:
     finally:
         stop.set()
         thread.join(timeout=30)
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def instance_database_url(name: str) -> str:

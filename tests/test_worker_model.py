@@ -47,12 +47,16 @@ def run_patched(code: str, tmp_path: Path, **env: str) -> Any:
 def test_each_greenlet_has_its_own_database_connection(tmp_path):
     seen = run_patched(
         """
+        from gevent.event import Event
         connections = []
+        both_connected = Event()
         def query():
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
             connections.append(id(connection.connection))
-            gevent.sleep(0.05)  # both greenlets are alive at once
+            if len(connections) == 2:
+                both_connected.set()
+            both_connected.wait(10)  # both greenlets are alive at once
             connection.close()
         gevent.joinall([gevent.spawn(query), gevent.spawn(query)], raise_error=True)
         print(json.dumps(connections))
@@ -69,20 +73,25 @@ def test_a_writer_waiting_for_sqlites_lock_lets_the_holder_finish(tmp_path):
     order = run_patched(
         """
         import time
+        from gevent.event import Event
         with connection.cursor() as cursor:
             cursor.execute("CREATE TABLE notes (text varchar(10))")
         connection.close()
         order = []
+        holder_wrote, waiter_writing = Event(), Event()
         def holder():
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute("INSERT INTO notes VALUES ('first')")
                 order.append("holder wrote")
-                gevent.sleep(0.5)
+                holder_wrote.set()
+                # Back only once the waiter has run into the lock and yielded while it waits.
+                waiter_writing.wait(10)
             order.append("holder committed")
             connection.close()
         def waiter():
-            gevent.sleep(0.05)
+            holder_wrote.wait(10)
+            waiter_writing.set()  # wakes the holder only when this greenlet yields
             started = time.monotonic()
             with transaction.atomic():
                 with connection.cursor() as cursor:
@@ -109,6 +118,7 @@ def test_the_locks_of_the_limiter_the_node_slots_and_the_send_gate_are_greenlet_
         from nodes.bulkhead import node_bulkhead
         from sofiia.lib.gate import send_gate
         from sofiia.lib.sliding_window import InMemorySlidingWindow
+        from gevent.event import Event
         results = {}
         locks = (
             ("limiter", InMemorySlidingWindow()._lock),
@@ -117,12 +127,17 @@ def test_the_locks_of_the_limiter_the_node_slots_and_the_send_gate_are_greenlet_
         )
         for name, lock in locks:
             events = []
+            held, waiting = Event(), Event()
             def holder():
                 with lock:
-                    gevent.sleep(0.1)
+                    held.set()
+                    # Back only once the waiter has yielded: in acquire, if the lock is a
+                    # greenlet lock; a real lock would block the hub until its timeout.
+                    waiting.wait(10)
                     events.append("released")
             def waiter():
-                gevent.sleep(0.01)
+                held.wait(10)
+                waiting.set()
                 acquired = lock.acquire(timeout=2)
                 events.append("acquired" if acquired else "timed out")
                 if acquired:

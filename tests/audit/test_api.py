@@ -4,14 +4,14 @@ audited, and a reader polling forward misses nothing."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta, timezone
 
 import pytest
 import requests
 from django.contrib.auth.models import User
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.test import Client
 
 from audit.chain import format_ts
@@ -20,6 +20,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from tests.audit.helpers import events, only_event
 from tests.personas import make_persona
+from tests.waiting import wait_until
 
 OLD_KEY = "audit-key-old-" + "o" * 32
 NEW_KEY = "audit-key-new-" + "n" * 32
@@ -312,22 +313,64 @@ def test_the_last_ascending_page_keeps_a_cursor_for_polling(audit_keys, alice, c
     assert [e["action"] for e in items] == ["audit.read"]
 
 
-def test_an_event_that_commits_late_is_not_skipped_by_a_forward_poll(transactional_db, audit_keys, client):
+@pytest.fixture
+def waiting_for_the_chain(monkeypatch) -> Callable[[], int]:
+    """How many database sessions wait for a lock another transaction holds (the chain head's
+    row lock on PostgreSQL, the write lock on SQLite): ``waiting_for_the_chain()``."""
+    if connection.vendor == "postgresql":
+
+        def sessions_waiting() -> int:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                return int(cursor.fetchone()[0])
+
+        return sessions_waiting
+    # On SQLite a writer finding the lock held is told "busy" and retries: note who was.
+    from sofiia.db.sqlite3 import base
+
+    refused: set[int] = set()
+    is_busy = base._is_busy
+
+    def noting_who_is_refused(exc: Exception) -> bool:
+        if busy := is_busy(exc):
+            refused.add(threading.get_ident())
+        return busy
+
+    monkeypatch.setattr(base, "_is_busy", noting_who_is_refused)
+    return lambda: len(refused)
+
+
+def test_an_event_that_commits_late_is_not_skipped_by_a_forward_poll(
+    transactional_db, audit_keys, client, waiting_for_the_chain
+):
     audit_record(actor="system", action="test.start")
     seen, cursor = _poll(client, None)
-    holding = threading.Event()
+    holding, release = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
     def slow_writer() -> None:
-        # Records its event, then keeps its transaction open a while before committing.
+        # Records its event, then keeps its transaction open until the others queue behind it.
         try:
             with transaction.atomic():
                 audit_record(actor="slow", action="test.slow")
                 holding.set()
-                time.sleep(1.0)
+                release.wait(30)
         except BaseException as exc:
             errors.append(exc)
         finally:
+            connections.close_all()
+
+    def releaser() -> None:
+        # The quick writer and this test's own poll (its read is an event too) both wait.
+        try:
+            wait_until(lambda: waiting_for_the_chain() >= 2, 20, what="the quick writer and the poll to wait")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            release.set()
             connections.close_all()
 
     def quick_writer() -> None:
@@ -339,7 +382,7 @@ def test_an_event_that_commits_late_is_not_skipped_by_a_forward_poll(transaction
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=slow_writer), threading.Thread(target=quick_writer)]
+    threads = [threading.Thread(target=f) for f in (slow_writer, quick_writer, releaser)]
     for thread in threads:
         thread.start()
     assert holding.wait(10)
@@ -380,7 +423,7 @@ def test_forward_polling_misses_nothing_under_concurrent_writers(live_console, s
             cursor = None
             while not done.is_set():
                 cursor, _ = poll_once(cursor)
-                time.sleep(0.02)
+                done.wait(0.02)  # a poller's pause between reads, cut short when the writers are done
             while True:  # drain: the writers are done, read up to the end
                 cursor, count = poll_once(cursor)
                 if count <= 1:  # only this poller's own previous read is new

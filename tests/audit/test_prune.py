@@ -20,6 +20,7 @@ from audit.models import AuditChainAnchor, AuditEvent
 from tests.audit.helpers import as_intruder, days_ago, events, only_event, seed_events
 from tests.live import PROJECT, TEST_AUDIT_CHAIN_KEY, database_url
 from tests.personas import make_persona
+from tests.waiting import wait_until
 
 
 def prune(*args: str) -> str:
@@ -106,7 +107,7 @@ class StoppedClock:
     def monotonic(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float) -> None:  # stands in for time.sleep: no real time passes
         self.pauses.append(seconds)
         self.now += seconds
 
@@ -274,12 +275,12 @@ def test_pruning_200k_events_on_postgresql_leaves_sends_running(live_console):
 
     thread = threading.Thread(target=sender)
     thread.start()
-    while len(sends) < 3:
-        time.sleep(0.05)
+    wait_until(lambda: len(sends) >= 3, 30, what="the sends to be under way")
     pruning_started = time.monotonic()
     out = prune("--batch-size", "2000")
     pruning_ended = time.monotonic()
-    time.sleep(0.2)
+    sent_while_pruning = len(sends)
+    wait_until(lambda: len(sends) > sent_while_pruning, 30, what="a send after the prune")
     stop.set()
     thread.join(30)
 

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from selenium.webdriver.chrome.service import Service
 
 from nodes.devrouter import DevRouter
 from tests.live import PROJECT, LiveConsole, free_port
+from tests.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -86,14 +86,15 @@ class NodeProcess:
     def start(self) -> NodeProcess:
         code = f"from nodes.devrouter import DevRouter; DevRouter({self.name!r}, port={self.port}).serve_forever()"
         self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             try:
-                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
+                return requests.get(f"{self.url}/health", timeout=1).status_code == 200
             except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError(f"the dev router {self.name} did not start")
+                return False
+
+        wait_until(healthy, 20, what=f"the dev router {self.name} to start", interval=0.1)
+        return self
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -93,6 +93,20 @@ def wait_for_text(driver: WebDriver, text: str, timeout: float = 10.0) -> None:
     wait_for(driver, lambda d: any(text in shown for shown in texts(d)), timeout, what=f"{text!r} in the transcript")
 
 
+def send_in_flight(driver: WebDriver) -> bool:
+    """Whether the page has a send awaiting its answer: its bubble, or the composer locked.
+
+    The page shows both before its request leaves (in the same key or click handler), and a
+    key or click Selenium sends is handled before the call returns: right after one, this
+    tells whether it started a send, with nothing to wait for.
+    """
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "return !!document.querySelector('#messages li.bubble.sending')"
+        " || document.getElementById('send').disabled"
+        " || document.querySelector('#composer textarea').readOnly;"
+    )
+
+
 def status_line(driver: WebDriver) -> str:
     return driver.find_element(By.ID, "composer-status").text
 

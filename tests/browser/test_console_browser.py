@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
 
 from audit.models import AuditEvent
 from chats.models import Chat, Message
@@ -20,6 +19,7 @@ from tests.browser.pages import (
     mark_page,
     page_is_marked,
     send_button,
+    send_in_flight,
     status_line,
     texts,
     wait_for,
@@ -89,8 +89,9 @@ def test_enter_sends_and_holding_it_down_stores_one_message(browser, server, ali
     chat = open_chat(browser, server, alice, agent="slow1")
     composer(browser).send_keys("held" + Keys.ENTER * 8)
     wait_for_text(browser, "NODA1/slow1: held")
+    wait_for(browser, lambda d: not send_in_flight(d), what="the send to be answered")
     composer(browser).send_keys(Keys.ENTER * 3)  # an empty composer sends nothing
-    time.sleep(0.5)
+    assert not send_in_flight(browser)
     assert len(operator_messages(chat, "held")) == 1
     assert Message.objects.filter(chat=chat, role="operator").count() == 1
     assert len(nodes["NODA1"].calls_with("held")) == 1
@@ -107,9 +108,10 @@ def test_back_then_send_stores_one_message(browser, server, alice, nodes):
     browser.forward()
     wait_for(browser, lambda d: d.find_elements(By.ID, "composer"), what="the chat again")
     assert composer(browser).get_attribute("value") == ""
+    wait_for(browser, lambda d: not send_in_flight(d), what="the chat to be idle")
     send_button(browser).click()
     composer(browser).send_keys(Keys.ENTER)
-    time.sleep(0.5)
+    assert not send_in_flight(browser)  # neither the click nor the key started a send
     assert len(operator_messages(chat, "once")) == 1
     assert len(nodes["NODA1"].calls_with("once")) == 1
     assert AuditEvent.objects.filter(action="message.send", chat_id=chat.pk).count() == 1
@@ -296,8 +298,9 @@ def test_after_logout_back_shows_nothing_of_the_chat(browser, server, alice, nod
     wait_for_text(browser, "NODA1/echo: a secret transcript")
     browser.find_element(By.CSS_SELECTOR, "#logout button").click()
     wait_for_page(browser, lambda url: "/console/login/" in url, what="the login page")
+    login_page = browser.find_element(By.TAG_NAME, "html")
     browser.back()
-    time.sleep(0.5)
+    wait_for(browser, staleness_of(login_page), what="Back to leave the login page")
     wait_for_page(browser, lambda url: "/console/login/" in url, what="Back to land on the login page")
     assert "a secret transcript" not in browser.page_source
     assert browser.execute_script("return window.sessionStorage.length") == 0

@@ -51,7 +51,7 @@ class RedisFlusher:
             if keys:
                 self.client.delete(*keys)
             self.flushes += 1
-            self.stop.wait(0.005)
+            self.stop.wait(0.005)  # wall time: flushes paced through the live burst, until told to stop
 
     def __enter__(self) -> RedisFlusher:
         self.thread.start()

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ import requests
 from tests.deploy.compose import CADDYFILE
 from tests.live import LiveConsole, free_port
 from tests.tools import tool
+from tests.waiting import wait_until
 
 
 @contextmanager
@@ -52,17 +52,19 @@ def caddy(upstreams: list[LiveConsole], log_lines: list[str] | None = None, **en
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def serving() -> bool:
             assert proc.poll() is None, log_path.read_text()
             try:
                 own = requests.get(f"http://127.0.0.1:{health_port}/healthz", timeout=2)
-                if own.status_code == 200 and requests.get(f"{base}/api/health", timeout=5).status_code == 200:
-                    break
+                return own.status_code == 200 and requests.get(f"{base}/api/health", timeout=5).status_code == 200
             except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
+                return False
+
+        try:
+            wait_until(serving, 30, what="Caddy to serve", interval=0.2)
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}; Caddy's log:\n{log_path.read_text()}") from None
         yield base
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

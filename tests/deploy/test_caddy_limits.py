@@ -70,7 +70,7 @@ def test_slow_headers_and_bodies_are_cut_off_by_the_proxy(live_console):
             probes.append(time.monotonic() - t0)
             for sock in slow_bodies:
                 sock.send(b" ")
-            time.sleep(0.1)
+            time.sleep(0.1)  # wall time: a slow client trickling in real time while the proxy's timeouts run
         assert max(probes) < 1.0, probes
         for sock in slow_headers + slow_bodies:
             answer = read_all(sock, timeout=6)

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ import redis
 import requests
 
 from tests.live import PROJECT, LiveConsole, free_port
+from tests.waiting import wait_until
 
 PG_BIN = Path(os.environ.get("SOFIIA_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RESULTS = PROJECT / "var" / "reliability" / "faults.json"
@@ -120,15 +121,14 @@ class ControlledRedis:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
+
+        def answering() -> bool:
             try:
-                client.ping()
-                return
+                return bool(client.ping())
             except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+                return False
+
+        wait_until(answering, 10, what=f"redis-server on port {self.port}")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -198,7 +198,7 @@ class Load:
                     )
                 except requests.RequestException:
                     self._record(Outcome(None, None, False))
-                    time.sleep(0.2)
+                    time.sleep(0.2)  # wall time: a real client's pause before it retries a live server
                     continue
                 outcome = _outcome(response)
                 self._record(outcome)
@@ -208,6 +208,7 @@ class Load:
                         self.unfinished.discard(key)
                     break
                 retry_after = response.headers.get("Retry-After", "0.2")
+                # Wall time: a real client honouring the live server's Retry-After (at most 1 s).
                 time.sleep(min(1.0, float(retry_after) if retry_after.isdigit() else 0.2))
         http.close()
 
@@ -227,6 +228,14 @@ class Load:
             self.stop_new_keys.set()
             for thread in threads:
                 thread.join(timeout=max_seconds + 30)
+
+    def acknowledged_count(self) -> int:
+        with self.lock:
+            return len(self.acknowledged)
+
+    def seen_error(self, code: str) -> bool:
+        with self.lock:
+            return any(outcome.code == code for outcome in self.outcomes)
 
     def figures(self) -> dict[str, Any]:
         statuses = Counter("no answer" if o.status is None else str(o.status) for o in self.outcomes)
@@ -269,7 +278,7 @@ class Prober:
             except (requests.RequestException, ValueError):
                 status, body = None, {}
             self.probes.append((started, time.monotonic(), status, body))
-            self._stop.wait(0.1)
+            self._stop.wait(0.1)  # wall time: /readyz every 100 ms, as a load balancer asks, until told to stop
 
     @contextmanager
     def running(self) -> Iterator[Prober]:
@@ -347,11 +356,3 @@ def gunicorn_workers(console: LiveConsole) -> list[int]:
 
 def kill(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> float:
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < timeout, "timed out"
-        time.sleep(interval)
-    return time.monotonic() - started

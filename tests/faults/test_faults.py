@@ -29,10 +29,10 @@ from tests.faults.harness import (
     manage,
     record,
     sqlite_rows,
-    wait_until,
 )
 from tests.live import LiveConsole, free_port
 from tests.test_metrics import sample
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.live, pytest.mark.redis]
 
@@ -59,6 +59,12 @@ def start_with_operator(console, *, workers: int = 2, **env: str) -> tuple[LiveC
     return console(workers=workers, **env), token
 
 
+def acknowledged_from_now(load: Load, keys: int, timeout: float = 30) -> None:
+    """Until the load has ``keys`` more keys acknowledged than now: under way, or recovered."""
+    start = load.acknowledged_count()
+    wait_until(lambda: load.acknowledged_count() >= start + keys, timeout, what=f"{keys} more keys acknowledged")
+
+
 def new_chats(live: LiveConsole, token: str, agent: str = "echo", count: int = 3, node: str = "NODA1") -> list[int]:
     http = live.session(token)
     ids = []
@@ -77,21 +83,23 @@ def test_postgresql_restarted_under_load(console, postgres, controlled_redis):
     load = Load(live.base, token, new_chats(live, token), clients=6)
     prober = Prober(live.base)
     with prober.running(), load.running(max_seconds=60):
-        time.sleep(2)
+        acknowledged_from_now(load, 10)
         down = time.monotonic()
         postgres.stop()
-        time.sleep(3)  # a restart as long as a real one here
+        time.sleep(3)  # wall time: an outage as long as a real restart, for clients and /readyz to live through
         starting = time.monotonic()
         postgres.start()
         up = time.monotonic()
-        time.sleep(4)
+        acknowledged_from_now(load, 10)  # the load recovers by itself
     invariants = check_invariants(load, postgres.query(MESSAGES_SQL))
     # Probes wholly inside the time the database was certainly down.
     during = prober.during(down + 0.5, starting)
     assert during, "no probe during the outage"
     assert all(status == 503 for status, _ in during), [status for status, _ in during]
     assert all(body.get("error") == "database_unavailable" for _, body in during)
-    recovered = wait_until(lambda: requests.get(f"{live.base}/readyz", timeout=3).status_code == 200, 15)
+    recovered = wait_until(
+        lambda: requests.get(f"{live.base}/readyz", timeout=3).status_code == 200, 15, what="/readyz", interval=0.1
+    )
     record(
         "postgresql_restarted",
         {**load.figures(), **invariants, "faults": 1, "outage_s": round(up - down, 1),
@@ -105,21 +113,26 @@ def test_redis_restarted_under_load(console, postgres, controlled_redis):
     load = Load(live.base, token, new_chats(live, token), clients=6)
     prober = Prober(live.base)
     with prober.running(), load.running(max_seconds=60):
-        time.sleep(2)
+        acknowledged_from_now(load, 10)
         down = time.monotonic()
         redis_server.stop()
-        time.sleep(3)
+        time.sleep(3)  # wall time: an outage as long as a real restart, for clients and /readyz to live through
         starting = time.monotonic()
         redis_server.start()
         up = time.monotonic()
-        time.sleep(4)
+        acknowledged_from_now(load, 10)  # the load recovers by itself
     invariants = check_invariants(load, postgres.query(MESSAGES_SQL))
     during = prober.during(down + 0.5, starting)
     assert during
     # Degraded, not down: the database guards exactly-once without Redis.
     assert all(status == 200 and body["status"] == "degraded" for status, body in during), during
     assert all(body["checks"]["idempotency"] == "degraded" for _, body in during)
-    wait_until(lambda: requests.get(f"{live.base}/readyz", timeout=3).json()["status"] == "ok", 15)
+    wait_until(
+        lambda: requests.get(f"{live.base}/readyz", timeout=3).json()["status"] == "ok",
+        15,
+        what="/readyz",
+        interval=0.1,
+    )
     assert load.figures()["error_codes"].get("rate_limit_unavailable", 0) > 0  # limits failed closed
     record("redis_restarted", {**load.figures(), **invariants, "faults": 1, "outage_s": round(up - down, 1)})
 
@@ -132,11 +145,11 @@ def test_a_worker_killed_mid_send(console, postgres, controlled_redis):
     load = Load(live.base, token, new_chats(live, token, agent="slow1"), clients=8, client_timeout=10)
     killed = 0
     with load.running(max_seconds=60):
-        time.sleep(2.5)
+        acknowledged_from_now(load, 8)  # every client sending: sends in flight on both workers
         for pid in gunicorn_workers(live)[:1]:
             kill(pid)
             killed += 1
-        time.sleep(2)
+        acknowledged_from_now(load, 8)  # the replacement worker serves
     invariants = check_invariants(load, postgres.query(MESSAGES_SQL), always_answered=False)
     figures = load.figures()
     assert figures["statuses"].get("no answer", 0) > 0  # the killed worker's sends were cut off
@@ -149,7 +162,7 @@ def test_a_node_that_answers_after_the_client_gave_up(console, postgres, control
     live, token = start_with_operator(console, **stack_env(postgres, redis_server))
     load = Load(live.base, token, new_chats(live, token, agent="slow1.5"), clients=4, client_timeout=0.5)
     with load.running(max_seconds=30):
-        time.sleep(4)
+        acknowledged_from_now(load, 8)  # two keys a client, each given up on at least once
     invariants = check_invariants(load, postgres.query(MESSAGES_SQL), always_answered=False)
     figures = load.figures()
     assert figures["statuses"].get("no answer", 0) > 0  # the clients gave up, then retried
@@ -223,11 +236,11 @@ def test_a_full_redis_never_breaks_exactly_once(console, postgres, controlled_re
         client.config_set("maxmemory", str(int(client.info("memory")["used_memory"]) // 2))
     load = Load(live.base, token, new_chats(live, token), clients=6)
     with load.running(max_seconds=60):
-        time.sleep(3)
+        acknowledged_from_now(load, 10)  # sends acknowledged with Redis full
         if policy == "noeviction":
             client.flushdb()  # the operator frees memory: the limits come back by themselves
             client.config_set("maxmemory", "3mb")
-        time.sleep(2)
+        acknowledged_from_now(load, 10)
     invariants = check_invariants(load, postgres.query(MESSAGES_SQL))
     # Every acknowledged key replays the same message, whether Redis kept its record or not.
     http = live.session(token)
@@ -297,7 +310,7 @@ def test_a_full_disk_under_sqlite(console):
         load = Load(live.base, token, new_chats(live, token), clients=4)
         filler = mount / "filler"
         with load.running(max_seconds=60):
-            time.sleep(2)
+            acknowledged_from_now(load, 10)
             try:
                 with open(filler, "wb") as out:  # fill the disk to the last byte
                     while True:
@@ -306,10 +319,10 @@ def test_a_full_disk_under_sqlite(console):
             except OSError:
                 pass
             full = time.monotonic()
-            time.sleep(3)
+            wait_until(lambda: load.seen_error("database_unavailable"), 30, what="the full disk to be felt")
             filler.unlink()
             freed = time.monotonic()
-            time.sleep(3)
+            acknowledged_from_now(load, 10)  # the load recovers by itself
         live.stop()
         invariants = check_invariants(load, sqlite_rows(str(database)))
         figures = load.figures()
