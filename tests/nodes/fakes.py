@@ -121,6 +121,7 @@ class FakeNode:
                     with self._lock:
                         self.bytes_sent += len(chunk)
                     if self.drip_seconds:
+                        # Wall time: a node trickling its answer is what these tests are about.
                         time.sleep(self.drip_seconds)
             except OSError:
                 return

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import requests
 
 from tests.live import PROJECT, free_port
+from tests.waiting import wait_until
 
 
 def test_run_dev_router_speaks_the_node_protocol():
@@ -19,14 +19,8 @@ def test_run_dev_router_speaks_the_node_protocol():
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = requests.get(f"{base}/health", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "dev router did not start"
-                time.sleep(0.1)
+        wait_until(lambda: _answers(f"{base}/health"), 30, what="the dev router to start")
+        health = requests.get(f"{base}/health", timeout=1)
         assert health.status_code == 200
         reply = requests.post(f"{base}/v1/agents/scout/infer", json={"prompt": "ping"}, timeout=5)
         assert reply.status_code == 200
@@ -45,3 +39,11 @@ def test_run_dev_router_speaks_the_node_protocol():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=1)
+    except requests.ConnectionError:
+        return False
+    return True

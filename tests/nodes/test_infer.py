@@ -116,6 +116,7 @@ class RawNode:
                         continue
                     for start in range(0, len(self.payload), self.chunk):
                         conn.sendall(self.payload[start : start + self.chunk])
+                        # Wall time: a node trickling its answer is what these tests are about.
                         time.sleep(self.drip_seconds)
                 except OSError:
                     continue
