@@ -88,7 +88,8 @@ def parse_search_query(raw: str | None, *, required: bool) -> str:
 def _query_parameter(*, required: bool, what: str) -> OpenApiParameter:
     return OpenApiParameter(
         "q",
-        {"type": "string", "minLength": 1, "maxLength": SEARCH_MAX_LENGTH},
+        # No NUL: no stored text holds one (what a database can store), so no search asks for it.
+        {"type": "string", "minLength": 1, "maxLength": SEARCH_MAX_LENGTH, "pattern": "^[^\\u0000]*$"},
         OpenApiParameter.QUERY,
         required=required,
         description=f"Text the {what} contains, letter case ignored in every script.",
@@ -388,7 +389,7 @@ class ChatExportApi(APIView):
     def get(self, request: Request, chat_id: int) -> HttpResponseBase:
         operator = authenticated_operator(request)
         chat = chat_get_for_operator(operator=operator, chat_id=chat_id)
-        fmt = request.query_params.get("format") or "json"
+        fmt = request.query_params.get("format", "json")
         if fmt not in EXPORT_FORMATS:
             raise ApplicationError(f"format must be one of: {', '.join(EXPORT_FORMATS)}.", code="invalid_input")
         export = chat_export(operator=operator, chat=chat, fmt=fmt)

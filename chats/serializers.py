@@ -37,9 +37,12 @@ class StrictFloatField(serializers.FloatField):
 
 
 class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer (not a string, a boolean or a number with a fraction)."""
+    """A JSON integer (not a string, a boolean or a number with a fraction). ``33.0`` is one:
+    JSON Schema, and so the OpenAPI description, counts a number with no fraction as an integer."""
 
     def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, float) and math.isfinite(data) and data.is_integer():
+            data = int(data)
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -61,6 +64,9 @@ def _optional_model(value: str | None) -> str | None:
 class ChatSettingsFields(serializers.Serializer[Any]):
     """A chat's settings as the API takes them (CONTRACT "Chat settings"); ``model`` ``""``
     means no model, like ``null``."""
+
+    # An unknown field is refused (the OpenAPI description says so: additionalProperties false).
+    refuses_unknown_fields = True
 
     system_prompt = StrictCharField(
         max_length=SYSTEM_PROMPT_MAX_LENGTH, allow_blank=True, trim_whitespace=False, required=False
@@ -96,11 +102,6 @@ class ChatChangeInputSerializer(ChatSettingsFields):
 
     title = StrictCharField(max_length=CHAT_TITLE_MAX_LENGTH, required=False)
     archived = StrictBooleanField(required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs:
-            raise serializers.ValidationError("Nothing to change: give at least one of " + ", ".join(self.fields) + ".")
-        return attrs
 
 
 # Output shapes are declared field by field rather than as ModelSerializers: a

@@ -71,6 +71,8 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_basic_serializer(serializer, direction)
         if direction != "request":
             return schema
+        if getattr(serializer, "refuses_unknown_fields", False):
+            schema["additionalProperties"] = False
         properties = schema.get("properties", {})
         for field in serializer.fields.values():
             if isinstance(field, serializers.CharField) and not isinstance(field, _NOT_FREE_TEXT):

@@ -78,9 +78,10 @@ def page_parameters() -> list[OpenApiParameter]:
     return [
         OpenApiParameter(
             "limit",
-            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            # Empty is the default, like none (as an empty cursor is the first page).
+            {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, {"type": "string", "maxLength": 0}]},
             OpenApiParameter.QUERY,
-            description=f"Items per page, 1 to {MAX_LIMIT} (default 50).",
+            description=f"Items per page, 1 to {MAX_LIMIT} (default 50; empty is the default).",
         ),
         OpenApiParameter(
             "cursor",
