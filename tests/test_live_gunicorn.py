@@ -30,8 +30,8 @@ def test_sends_through_gunicorn_reach_the_right_dev_router(live_console, nodes):
             )
             assert response.status_code == 201, response.text
             assert response.json()["reply"]["text"] == f"{node}/echo: {node}-{i}"
-    assert sorted(c.body["prompt"] for c in nodes["NODA1"].calls) == ["NODA1-0", "NODA1-1", "NODA1-2"]
-    assert sorted(c.body["prompt"] for c in nodes["NODA2"].calls) == ["NODA2-0", "NODA2-1", "NODA2-2"]
+    assert sorted(c.text for c in nodes["NODA1"].calls) == ["NODA1-0", "NODA1-1", "NODA1-2"]
+    assert sorted(c.text for c in nodes["NODA2"].calls) == ["NODA2-0", "NODA2-1", "NODA2-2"]
     assert Message.objects.count() == 12
 
 
