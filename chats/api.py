@@ -56,6 +56,12 @@ from sofiia.lib.openapi import (
 from sofiia.lib.pagination import keyset_page, parse_limit
 from sofiia.lib.parsers import JSONParser
 
+# A write within a quota: its 503s.
+QUOTA_DEPENDENCY_UNAVAILABLE = error_response(
+    503,
+    "A dependency is unavailable (`database_unavailable`, or `rate_limit_unavailable` while the quota's "
+    "backend is down); retry after `Retry-After` seconds.",
+)
 CHAT_ID = id_parameter("chat_id", "The chat's id.")
 _RATE_LIMIT_HEADERS = [
     response_header(
@@ -141,11 +147,7 @@ class ChatListCreateApi(APIView):
                 "Over the operator's chat-creation quota (`rate_limited`, `scope` `chat_create`,"
                 " `retry_after` seconds, also in `Retry-After`).",
             ),
-            503: error_response(
-                503,
-                "A dependency is unavailable (`database_unavailable`, or `rate_limit_unavailable`"
-                " while the quota's backend is down); retry after `Retry-After` seconds.",
-            ),
+            503: QUOTA_DEPENDENCY_UNAVAILABLE,
         },
         tags=["chats"],
     )
@@ -186,11 +188,7 @@ class ChatDetailApi(APIView):
                 "Over the operator's chat-change quota (`rate_limited`, `scope` `chat_change`,"
                 " `retry_after` seconds, also in `Retry-After`).",
             ),
-            503: error_response(
-                503,
-                "A dependency is unavailable (`database_unavailable`, or `rate_limit_unavailable`"
-                " while the quota's backend is down); retry after `Retry-After` seconds.",
-            ),
+            503: QUOTA_DEPENDENCY_UNAVAILABLE,
         },
         tags=["chats"],
     )
