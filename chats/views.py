@@ -511,6 +511,7 @@ def _script_strings() -> dict[str, str]:
         "count": _("{length} / {limit} characters"),
         "blank": _("The message is only spaces or line breaks: nothing was sent."),
         "in_flight": _("This message is still being delivered; its answer will appear here."),
+        "network_retry": _("No answer from the server. The message is kept and sent again shortly, once."),
         "thinking": _("thinking… {seconds} s"),
         "unread": _("{count} unread"),
         "failed": _("failed"),

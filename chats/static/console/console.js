@@ -256,6 +256,7 @@
       clearTimeout(entry.timer);
       outbox.splice(outbox.indexOf(entry), 1);
       saveOutbox();
+      if (notice === S.in_flight || notice === S.network_retry) say("");
       each(list, "li.bubble", function (bubble) { if (bubble.dataset.key === key) bubble.remove(); });
     }
     function say(text, kind, link) {
@@ -425,6 +426,7 @@
       else if (status === 403) say(S.forbidden, "error");
       else if (status === 413) say(fill(S.too_long, { length: length(box.value), limit: maxLength }), "error");
       else if (status === 422 && body.error === "idempotency_key_reused") say(S.key_reused, "warn");
+      else if (status === 0) say(S.network, "error");
       else if (status === 503) say(S.unavailable, "error");
       else if (status >= 500) say(fill(S.server_error, { status: status }), "error");
       else say(fill(S.refused, { detail: body.detail || status }), "error");
@@ -441,7 +443,7 @@
         if (inFlight || answer.status === 0) {
           var wait = Math.max(Number(answer.headers.get("Retry-After")) || 1, 2) * Math.pow(2, tries);
           entry.timer = setTimeout(function () { if (waiting(entry.key)) deliver(entry, tries + 1); }, Math.min(wait, 60) * 1000);
-          say(inFlight ? S.in_flight : S.network, inFlight ? "" : "error");
+          say(inFlight ? S.in_flight : S.network_retry, inFlight ? "" : "error");
         } else if (explain(answer)) {
           done(entry.key);
         } else {
