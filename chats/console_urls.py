@@ -19,6 +19,8 @@ urlpatterns = [
     ),
     path("chats/<id:chat_id>/updates", views.chat_updates, name="chat-updates"),
     path("chats/<id:chat_id>/older", views.chat_older, name="chat-older"),
+    path("chats/<id:chat_id>/read", views.chat_read, name="chat-read"),
+    path("updates", views.chat_list_updates, name="chat-list-updates"),
     path("chats/<id:chat_id>/rename", views.chat_rename_view, name="chat-rename"),
     path("chats/<id:chat_id>/archive", views.chat_archive_view, name="chat-archive"),
     path("language", set_language, name="language"),

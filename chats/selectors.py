@@ -30,6 +30,10 @@ from chats.search import search_filter_messages, search_fold
 from sofiia.lib.pagination import Position, keyset_after
 
 CHAT_PREVIEW_LENGTH = 120
+# The list's order needs last activity to the second, not to the message: a burst of sends
+# into one chat then writes its row once a second instead of queueing every send's
+# transaction (and its pooled connection) behind that row's lock (``chats.services``).
+LAST_ACTIVITY_RESOLUTION = timedelta(seconds=1)
 
 
 def chat_get_for_operator(*, operator: User, chat_id: int) -> Chat:
@@ -133,17 +137,47 @@ def message_retryable(message: Message, *, now: datetime) -> bool:
     return message.delivery_started_at < now - timedelta(seconds=delivery_lease_seconds())
 
 
-def message_list_near(*, chat: Chat, since: datetime | None, limit: int) -> list[Message]:
-    """The chat's messages from ``since`` on (all of them when ``None``), oldest first: what a
-    console polling forward has not seen yet, and recent ones whose state may have changed."""
-    messages = _as_shown(Message.objects.filter(chat=chat))
-    if since is not None:
-        messages = messages.filter(ts__gte=since)
-    return list(messages.order_by("ts", "id")[:limit])
-
-
 def message_list_by_ids(*, chat: Chat, ids: list[int]) -> list[Message]:
     return list(_as_shown(Message.objects.filter(chat=chat, pk__in=ids)).order_by("ts", "id"))
+
+
+def message_list_after(*, chat: Chat, after: Position | None, limit: int) -> list[Message]:
+    """Up to ``limit`` of the chat's messages strictly after ``after`` (from the first one when
+    ``None``), oldest first: the next page of what a console polling forward has not seen."""
+    messages = _as_shown(Message.objects.filter(chat=chat))
+    ordered = keyset_after(messages, after, order="asc") if after else messages.order_by("ts", "id")
+    return list(ordered[:limit])
+
+
+def message_ids_between(*, chat: Chat, since: datetime, until: Position, limit: int) -> list[int]:
+    """The ids of the chat's messages from ``since`` up to ``until`` (included), newest first,
+    at most ``limit``: what a polling console checks it has, for messages committed late."""
+    messages = Message.objects.filter(chat=chat, ts__gte=since, ts__lte=until.ts).order_by("-ts", "-id")
+    return list(messages.values_list("pk", flat=True)[:limit])
+
+
+def chat_list_for_updates(*, operator: User, limit: int) -> list[Chat]:
+    """The operator's ``limit`` most recently active chats (archived ones left out), as the
+    console's list shows them (:func:`chat_list_for_console`): what its live list refreshes."""
+    chats = chat_list_for_console(operator=operator).order_by("-last_activity_at", "-id")
+    return list(chats[:limit])
+
+
+def chat_unread_counts(*, chats: list[Chat], cap: int) -> dict[int, int]:
+    """For each chat, how many replies were stored after its owner last read it (every reply
+    of a chat never opened), counted up to ``cap``. Only chats active since they were read
+    are counted, each a probe of ``message_chat_ts_idx`` that reads at most ``cap`` rows."""
+    counts = {chat.pk: 0 for chat in chats}
+    for chat in chats:
+        # Last activity moves a second at a time: a reply stored within that second of the
+        # chat's last move is later than it says.
+        if chat.last_read_at is not None and chat.last_activity_at + LAST_ACTIVITY_RESOLUTION <= chat.last_read_at:
+            continue
+        replies = Message.objects.filter(chat=chat, role=Message.Role.AGENT).order_by()
+        if chat.last_read_at is not None:
+            replies = replies.filter(ts__gt=chat.last_read_at)
+        counts[chat.pk] = replies[:cap].count()
+    return counts
 
 
 USAGE_MAX_DAYS = 366

@@ -23,6 +23,7 @@ from chats.markdown import reply_html
 from chats.metrics import SEND_DURATION
 from chats.models import Chat, Message
 from chats.search import search_fold
+from chats.selectors import LAST_ACTIVITY_RESOLUTION
 from chats.send_gate import send_gate_given_up
 from nodes.bulkhead import node_bulkhead
 from nodes.infer import NodeError, infer
@@ -174,10 +175,18 @@ def chat_export(*, operator: User, chat: Chat, fmt: str) -> Export:
     return export
 
 
-# The list's order needs last activity to the second, not to the message: a burst of sends
-# into one chat then writes its row once a second instead of queueing every send's
-# transaction (and its pooled connection) behind that row's lock.
-LAST_ACTIVITY_RESOLUTION = timedelta(seconds=1)
+def chat_mark_read(*, chat: Chat, upto: datetime) -> bool:
+    """Record that the chat's owner has seen its messages up to ``upto``; a mark never moves
+    back (an older page's mark arriving late changes nothing). Returns whether it moved.
+
+    Not an audit event: it is where the operator's screen stands, as a scroll position is,
+    not an action on the chat."""
+    moved = Chat.objects.filter(Q(last_read_at__isnull=True) | Q(last_read_at__lt=upto), pk=chat.pk).update(
+        last_read_at=upto
+    )
+    if moved:
+        chat.last_read_at = upto
+    return bool(moved)
 
 
 def _chat_touch(*, chat: Chat, now: datetime) -> None:

@@ -31,13 +31,17 @@ from chats.models import MESSAGE_TEXT_MAX_LENGTH, Chat, Message
 from chats.selectors import (
     chat_get_for_operator,
     chat_list_for_console,
+    chat_list_for_updates,
+    chat_unread_counts,
+    message_ids_between,
+    message_list_after,
     message_list_by_ids,
     message_list_for_console,
-    message_list_near,
 )
 from chats.sending import send_for_request
 from chats.serializers import send_text_validated
-from chats.services import SendOutcome, chat_archive, chat_create, chat_rename
+from chats.services import SendOutcome, chat_archive, chat_create, chat_mark_read, chat_rename
+from chats.templatetags.console import iso_utc, preview
 from nodes.registry import NodeStatus, node_statuses
 from operators.auth import authenticated_operator, operator_required, operator_role_required
 from sofiia.lib.clock import clock_now
@@ -47,10 +51,15 @@ from sofiia.lib.pagination import Position, decode_cursor, encode_cursor, keyset
 PAGE_SIZE = 50
 SEARCH_MAX_LENGTH = 200
 # A message is stored with its timestamp a moment before its transaction commits, so a
-# poll can see a newer message before an older one appears. Each poll looks back this far
-# and the script merges by id: nothing committed late is ever missed.
+# poll can see a newer message before an older one appears. Each poll sends the ids of the
+# messages this far before its cursor, and the script asks for any it misses by id: nothing
+# committed late is ever missed, and no message is rendered twice.
 POLL_LOOKBACK = timedelta(seconds=30)
 POLL_LIMIT = 200
+# The ids of the messages just before a poll's cursor it sends back, at most.
+RECENT_IDS_LIMIT = 500
+# Unread replies are counted up to this many per chat (the list shows "99+").
+UNREAD_CAP = 100
 WATCH_LIMIT = 50
 # A refused draft kept for the form's next rendering; a paste of any size the server
 # accepted (1 MiB) is kept up to this many characters.
@@ -196,6 +205,7 @@ def chat_list(request: HttpRequest) -> HttpResponse:
         "query": query,
         "archived": archived,
         "paged": bool(request.GET.get("cursor")),
+        "strings": _script_strings(),
     }
     return render(request, "console/chat_list.html", context)
 
@@ -224,7 +234,7 @@ def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
         "form": form,
         "node": _node_status(chat),
         "max_length": MESSAGE_TEXT_MAX_LENGTH,
-        "strings": _script_strings(chat),
+        "strings": _script_strings(),
     }
     response = render(request, "console/chat_detail.html", context)
     if draft_cookie:
@@ -253,9 +263,10 @@ def chat_older(request: HttpRequest, chat_id: int) -> HttpResponse:
 @operator_required
 @require_GET
 def chat_updates(request: HttpRequest, chat_id: int) -> HttpResponse:
-    """What a live chat page has not shown yet: messages since its cursor (looking back a
-    little, see ``POLL_LOOKBACK``), the current state of the messages it ``watch``es (pending
-    or failed ones), and the chat's node status."""
+    """What a live chat page has not shown yet: the next messages after its cursor (``more``
+    when there are others after them: the page asks again at once), the current state of the
+    messages it ``watch``es (pending or failed ones, and any it misses), the ids of the
+    messages just before its cursor (see ``POLL_LOOKBACK``) and the chat's node status."""
     chat = _chat_or_404(request, chat_id)
     cursor = request.GET.get("cursor") or None
     try:
@@ -263,18 +274,73 @@ def chat_updates(request: HttpRequest, chat_id: int) -> HttpResponse:
         watch = _watched_ids(request.GET.get("watch", ""))
     except ApplicationError as refusal:
         return JsonResponse({"error": refusal.code, "detail": refusal.detail}, status=400)
-    recent = message_list_near(chat=chat, since=since.ts - POLL_LOOKBACK if since else None, limit=POLL_LIMIT)
-    seen = {message.pk for message in recent}
+    after = message_list_after(chat=chat, after=since, limit=POLL_LIMIT)
+    seen = {message.pk for message in after}
     watched = message_list_by_ids(chat=chat, ids=[pk for pk in watch if pk not in seen]) if watch else []
+    recent = (
+        message_ids_between(chat=chat, since=since.ts - POLL_LOOKBACK, until=since, limit=RECENT_IDS_LIMIT)
+        if since
+        else []
+    )
     node = _node_status(chat)
     body = {
-        "html": _render_messages(request, chat, watched + recent),
-        "cursor": _poll_cursor(chat, recent[-1]) if recent else cursor,
-        # More arrived than one answer carries: the page reloads instead of guessing.
-        "overflow": len(recent) == POLL_LIMIT,
+        "html": _render_messages(request, chat, watched + after),
+        "cursor": _poll_cursor(chat, after[-1]) if after else cursor,
+        "more": len(after) == POLL_LIMIT,
+        "recent": recent,
         "node_status": node.status if node else "unknown",
     }
     return JsonResponse(body)
+
+
+@operator_required
+@require_POST
+def chat_read(request: HttpRequest, chat_id: int) -> HttpResponse:
+    """The open chat page was seen up to its poll ``cursor`` (its newest message): the
+    replies up to there no longer count as unread. Without a cursor (an empty chat), up to now."""
+    chat = _chat_or_404(request, chat_id)
+    cursor = request.POST.get("cursor") or None
+    try:
+        upto = decode_cursor(_poll_scope(chat), cursor, "asc").ts if cursor else clock_now()
+    except ApplicationError as refusal:
+        return JsonResponse({"error": refusal.code, "detail": refusal.detail}, status=400)
+    chat_mark_read(chat=chat, upto=min(upto, clock_now()))
+    return HttpResponse(status=204)
+
+
+@operator_required
+@require_GET
+def chat_list_updates(request: HttpRequest) -> HttpResponse:
+    """The live list's state: the operator's most recently active chats, each with its title,
+    badges, preview (plain text) and unread replies, and the unread replies of them all."""
+    chats = chat_list_for_updates(operator=authenticated_operator(request), limit=PAGE_SIZE)
+    unread = chat_unread_counts(chats=chats, cap=UNREAD_CAP)
+    you = _("You")
+    items = [
+        {
+            "id": chat.pk,
+            "title": chat.title,
+            "url": _chat_url(chat.pk),
+            "agent": chat.agent,
+            "node": chat.node,
+            "activity": iso_utc(chat.last_activity_at),
+            "pending": bool(chat.has_pending),  # type: ignore[attr-defined]
+            "failed": bool(chat.has_failed),  # type: ignore[attr-defined]
+            "preview": _list_preview(chat, you),
+            "unread": unread[chat.pk],
+        }
+        for chat in chats
+    ]
+    return JsonResponse({"chats": items, "unread": sum(unread.values())})
+
+
+def _list_preview(chat: Chat, you: str) -> str:
+    """The list's preview line, as ``chat_list.html`` renders it (plain text)."""
+    text, role = getattr(chat, "preview", None), getattr(chat, "preview_role", None)
+    if not text or not role:
+        return ""
+    shown = preview(text, role)
+    return f"{you}: {shown}" if role == Message.Role.OPERATOR else shown
 
 
 @login_required_back_to_chat
@@ -415,7 +481,7 @@ def _render_messages(request: HttpRequest, chat: Chat, items: list[Message]) -> 
     return render_to_string("console/_messages.html", {"chat": chat, "messages_page": items}, request)
 
 
-def _script_strings(chat: Chat) -> dict[str, str]:
+def _script_strings() -> dict[str, str]:
     """The console's own words the script shows, in the page's language."""
     return {
         "send": _("Send"),
@@ -443,4 +509,19 @@ def _script_strings(chat: Chat) -> dict[str, str]:
         "server_error": _("The server failed ({status}). Your draft is kept: try again shortly."),
         "older_failed": _("Older messages could not be loaded."),
         "count": _("{length} / {limit} characters"),
+        "blank": _("The message is only spaces or line breaks: nothing was sent."),
+        "in_flight": _("This message is still being delivered; its answer will appear here."),
+        "network_retry": _("No answer from the server. The message is kept and sent again shortly, once."),
+        "thinking": _("thinking… {seconds} s"),
+        "unread": _("{count} unread"),
+        "failed": _("failed"),
+        "notify": _("Notify me of replies"),
+        "notify_on": _("Notifications on"),
+        "notify_title": _("Reply in “{title}”"),
+        "shortcuts": _("Keyboard shortcuts"),
+        "key_search": _("Search chats"),
+        "key_new": _("New chat"),
+        "key_escape": _("Leave the field you are typing in"),
+        "key_help": _("Show these shortcuts"),
+        "close": _("Close"),
     }
