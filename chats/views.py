@@ -173,8 +173,20 @@ def login_required_back_to_chat(view: ViewFunc) -> ViewFunc:
     return wrapper
 
 
-def _bad_request(request: HttpRequest, detail: str) -> HttpResponse:
-    return render(request, "400.html", {"detail": detail}, status=400)
+def _bad_request(request: HttpRequest, refusal: ApplicationError) -> HttpResponse:
+    """The console's 400 page, explaining the refusal in the page's language (the API's
+    English detail would be all that is not translated on it)."""
+    return render(request, "400.html", {"detail": _bad_request_text(refusal)}, status=400)
+
+
+def _bad_request_text(refusal: ApplicationError) -> str:
+    if refusal.code == "invalid_cursor":
+        return _("The link to this page is damaged or belongs to another listing: start again from the newest page.")
+    if refusal.code == "invalid_search":
+        return _("The search text cannot contain a NUL character.")
+    if refusal.code == "invalid_input":
+        return _("The address names no message: a message id is a number.")
+    return _("The address is not one the console makes.")
 
 
 def _node_status(chat: Chat) -> NodeStatus | None:
@@ -204,11 +216,11 @@ def chat_list(request: HttpRequest) -> HttpResponse:
             cursor=request.GET.get("cursor") or None,
         )
     except ApplicationError as refusal:
-        return _bad_request(request, refusal.detail)
+        return _bad_request(request, refusal)
     try:
         hits, more_hits = _message_hits(operator, query, cursor=None, limit=LIST_MESSAGE_HITS)
     except ApplicationError as refusal:
-        return _bad_request(request, refusal.detail)
+        return _bad_request(request, refusal)
     nodes = node_statuses()
     context = {
         "form": form,
@@ -256,7 +268,7 @@ def _chat_page(
             )
             items, found_id, next_cursor = list(reversed(page.items)), None, page.next_cursor
     except ApplicationError as refusal:
-        return _bad_request(request, refusal.detail)
+        return _bad_request(request, refusal)
     live = cursor is None and at is None
     draft, draft_cookie = _draft_take(request, chat.pk)
     initial: dict[str, str] | None = None
@@ -331,11 +343,11 @@ def search_view(request: HttpRequest) -> HttpResponse:
     operator = authenticated_operator(request)
     query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
     if "\x00" in query:
-        return _bad_request(request, _("The search text cannot contain a NUL character."))
+        return _bad_request(request, ApplicationError("NUL in the search text.", code="invalid_search"))
     try:
         hits, next_cursor = _message_hits(operator, query, cursor=request.GET.get("cursor") or None, limit=PAGE_SIZE)
     except ApplicationError as refusal:
-        return _bad_request(request, refusal.detail)
+        return _bad_request(request, refusal)
     context = {"query": query, "hits": hits, "next_cursor": next_cursor, "paged": bool(request.GET.get("cursor"))}
     return render(request, "console/search.html", context)
 
