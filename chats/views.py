@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chats.errors import ChatArchived, ChatNotFound, IdempotencyKeyInFlight, MessageDeliveryFailed, RateLimited
-from chats.failures import FAILURE_REASONS, failure_reason
+from chats.failures import failure_reason
 from chats.forms import ChatArchiveForm, ChatCreateForm, ChatRenameForm, ChatSettingsForm, SendForm
 from chats.markdown import one_line
 from chats.models import MESSAGE_TEXT_MAX_LENGTH, Chat, Message
@@ -224,7 +224,8 @@ def chat_list(request: HttpRequest) -> HttpResponse:
     nodes = node_statuses()
     context = {
         "form": form,
-        "new_chat_open": form.is_bound,
+        # Folded on a narrow screen, unless it is all there is to do or it has errors to show.
+        "new_chat_open": form.is_bound or not (page.items or query or archived or request.GET.get("cursor")),
         "hits": hits,
         "more_hits": bool(more_hits),
         "page": page,
@@ -573,11 +574,9 @@ def _render_messages(request: HttpRequest, chat: Chat, items: list[Message]) -> 
     return render_to_string("console/_messages.html", {"chat": chat, "messages_page": items}, request)
 
 
-def _script_strings(chat: Chat) -> dict[str, Any]:
-    """The console's own words the script shows, in the page's language (``failures``: the
-    reason for each ``failure`` code, as the page shows it on a failed message)."""
+def _script_strings(chat: Chat) -> dict[str, str]:
+    """The console's own words the script shows, in the page's language."""
     return {
-        "failures": {code: str(reason) for code, reason in FAILURE_REASONS.items()},
         "send": _("Send"),
         "sending": _("Sending…"),
         "copy": _("Copy"),
