@@ -169,6 +169,9 @@ def main() -> None:
     parser.add_argument(
         "--sizes-only", action="store_true", help="only the reply-size pages (ten 1 MB replies against ten short)"
     )
+    parser.add_argument(
+        "--weight-only", action="store_true", help="only the page weight and the first paint at 390 px (500 messages)"
+    )
     args = parser.parse_args()
 
     router = DevRouter("NODA1").start()
@@ -181,11 +184,13 @@ def main() -> None:
         operator = operator_create(username="bench", password=uuid.uuid4().hex, with_token=False).operator
         client = Client()
         client.force_login(operator)
-        if not args.sizes_only:
+        if not (args.sizes_only or args.weight_only):
             long_chat_pages(client, operator, messages=args.messages, repeat=args.repeat)
-        reply_size_pages(client, operator, repeat=args.repeat)
+        if not args.weight_only:
+            reply_size_pages(client, operator, repeat=args.repeat)
         if not args.sizes_only:
             page_weight(client, operator)
+            first_paint(client, operator)
     router.stop()
 
 
@@ -279,6 +284,45 @@ def page_weight(client: Any, operator: object) -> None:
     total = sum(len(body) for body in parts.values())
     packed = sum(len(gzip.compress(body)) for body in parts.values())
     print(f"| **total** | **{total:,}** ({total / 1024:.1f} KiB) | {packed:,} |")
+
+
+def first_paint(client: Any, operator: object, *, messages: int = 500, runs: int = 5) -> None:
+    """First contentful paint of the chat page (500 messages in the chat, its newest 50 shown)
+    in headless Chromium at 390 by 844 px: the page as served, its style and script read from
+    disk (no network), the median of ``runs`` cold loads."""
+    import re
+    import tempfile
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    from chats.models import Chat
+
+    chat = Chat.objects.create(owner=operator, title="five hundred", agent="echo", node="NODA1")
+    seed(chat, messages, operator=operator)
+    html = client.get(f"/console/chats/{chat.pk}/").content.decode()
+    folder = Path(tempfile.mkdtemp(prefix="sofiia-paint-"))
+    static = PROJECT / "chats" / "static" / "console"
+    html = re.sub(r'"/static/console/(console|favicon)(?:\.[0-9a-f]{12})?\.(css|js|svg)"', rf'"{static}/\1.\2"', html)
+    (folder / "chat.html").write_text(html)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=390,844"):
+        options.add_argument(flag)
+    samples = []
+    for _ in range(runs):
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        try:
+            driver.get(f"file://{folder / 'chat.html'}")
+            samples.append(
+                driver.execute_script("return performance.getEntriesByName('first-contentful-paint')[0].startTime")
+            )
+        finally:
+            driver.quit()
+    print(
+        f"\nfirst contentful paint at 390 px, {messages} messages: median {statistics.median(samples):.0f} ms"
+        f" (runs: {', '.join(f'{sample:.0f}' for sample in samples)})"
+    )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ urlpatterns = [
     path("updates", views.chat_list_updates, name="chat-list-updates"),
     path("chats/<id:chat_id>/rename", views.chat_rename_view, name="chat-rename"),
     path("chats/<id:chat_id>/archive", views.chat_archive_view, name="chat-archive"),
+    path("chats/<id:chat_id>/settings", views.chat_settings_view, name="chat-settings"),
+    path("search/", views.search_view, name="search"),
     path("language", set_language, name="language"),
     path(
         "login/",

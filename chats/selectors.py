@@ -180,6 +180,56 @@ def chat_unread_counts(*, chats: list[Chat], cap: int) -> dict[int, int]:
     return counts
 
 
+@dataclass(frozen=True)
+class MessagesAround:
+    """A page of a chat's messages around one of them, oldest first."""
+
+    items: list[Message]
+    found: Message
+    # The oldest message shown, when older ones exist (where the "older" listing goes on).
+    oldest_before: Message | None
+    has_newer: bool
+
+
+def message_list_around(*, chat: Chat, message_id: int, before: int, after: int) -> MessagesAround | None:
+    """Up to ``before`` messages older than the chat's message ``message_id``, that message
+    and up to ``after`` newer ones (``None`` when the chat has no such message)."""
+    messages = _as_shown(Message.objects.filter(chat=chat))
+    found = messages.filter(pk=message_id).first()
+    if found is None:
+        return None
+    position = Position(found.ts, found.pk)
+    older = list(keyset_after(messages, position, order="desc")[: before + 1])
+    newer = list(keyset_after(messages, position, order="asc")[: after + 1])
+    return MessagesAround(
+        items=[*reversed(older[:before]), found, *newer[:after]],
+        found=found,
+        oldest_before=older[before - 1] if len(older) > before and before > 0 else None,
+        has_newer=len(newer) > after,
+    )
+
+
+def message_last_operator_id(*, chat: Chat) -> int | None:
+    """The id of the operator's newest message in the chat (the one "Ask again" repeats)."""
+    newest = Message.objects.filter(chat=chat, role=Message.Role.OPERATOR).order_by("-ts", "-id")
+    return newest.values_list("pk", flat=True).first()
+
+
+def message_operator_text(*, chat: Chat, message_id: int) -> str | None:
+    """The text of the chat's operator message ``message_id`` (to edit and send again)."""
+    found = Message.objects.filter(chat=chat, pk=message_id, role=Message.Role.OPERATOR)
+    return found.values_list("text", flat=True).first()
+
+
+SIDEBAR_CHATS = 30
+
+
+def chat_list_recent(*, operator: User, limit: int = SIDEBAR_CHATS) -> list[Chat]:
+    """The operator's most recently active chats that are not archived (the chat page's list)."""
+    chats = Chat.objects.filter(owner=operator, archived_at__isnull=True).order_by("-last_activity_at", "-id")
+    return list(chats.only("id", "title", "agent", "node", "last_activity_at")[:limit])
+
+
 USAGE_MAX_DAYS = 366
 
 

@@ -8,7 +8,9 @@ the JSON API, and reads new and older messages, rendered here, from :func:`chat_
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -25,22 +28,29 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chats.errors import ChatNotFound, IdempotencyKeyInFlight, MessageDeliveryFailed, RateLimited
-from chats.forms import ChatArchiveForm, ChatCreateForm, ChatRenameForm, SendForm
+from chats.errors import ChatArchived, ChatNotFound, IdempotencyKeyInFlight, MessageDeliveryFailed, RateLimited
+from chats.failures import failure_reason
+from chats.forms import ChatArchiveForm, ChatCreateForm, ChatRenameForm, ChatSettingsForm, SendForm
+from chats.markdown import one_line
 from chats.models import MESSAGE_TEXT_MAX_LENGTH, Chat, Message
 from chats.selectors import (
     chat_get_for_operator,
     chat_list_for_console,
     chat_list_for_updates,
+    chat_list_recent,
     chat_unread_counts,
     message_ids_between,
+    message_last_operator_id,
     message_list_after,
+    message_list_around,
     message_list_by_ids,
     message_list_for_console,
+    message_operator_text,
+    message_search_for_operator,
 )
 from chats.sending import send_for_request
 from chats.serializers import send_text_validated
-from chats.services import SendOutcome, chat_archive, chat_create, chat_mark_read, chat_rename
+from chats.services import SendOutcome, chat_archive, chat_change, chat_create, chat_mark_read, chat_rename
 from chats.templatetags.console import iso_utc, preview
 from nodes.registry import NodeStatus, node_statuses
 from operators.auth import authenticated_operator, operator_required, operator_role_required
@@ -49,6 +59,14 @@ from sofiia.lib.errors import ApplicationError
 from sofiia.lib.pagination import Position, decode_cursor, encode_cursor, keyset_page
 
 PAGE_SIZE = 50
+# A chat opened at a found message shows this many messages before it and after it.
+AROUND_BEFORE = 20
+AROUND_AFTER = 20
+# The chat list's search shows this many of the messages found (the search page has them all).
+LIST_MESSAGE_HITS = 5
+# A search result shows this many characters before the text found and after it.
+SNIPPET_BEFORE = 60
+SNIPPET_AFTER = 140
 SEARCH_MAX_LENGTH = 200
 # A message is stored with its timestamp a moment before its transaction commits, so a
 # poll can see a newer message before an older one appears. Each poll sends the ids of the
@@ -164,8 +182,20 @@ def login_required_back_to_chat(view: ViewFunc) -> ViewFunc:
     return wrapper
 
 
-def _bad_request(request: HttpRequest, detail: str) -> HttpResponse:
-    return render(request, "400.html", {"detail": detail}, status=400)
+def _bad_request(request: HttpRequest, refusal: ApplicationError) -> HttpResponse:
+    """The console's 400 page, explaining the refusal in the page's language (the API's
+    English detail would be all that is not translated on it)."""
+    return render(request, "400.html", {"detail": _bad_request_text(refusal)}, status=400)
+
+
+def _bad_request_text(refusal: ApplicationError) -> str:
+    if refusal.code == "invalid_cursor":
+        return _("The link to this page is damaged or belongs to another listing: start again from the newest page.")
+    if refusal.code == "invalid_search":
+        return _("The search text cannot contain a NUL character.")
+    if refusal.code == "invalid_input":
+        return _("The address names no message: a message id is a number.")
+    return _("The address is not one the console makes.")
 
 
 def _node_status(chat: Chat) -> NodeStatus | None:
@@ -195,10 +225,18 @@ def chat_list(request: HttpRequest) -> HttpResponse:
             cursor=request.GET.get("cursor") or None,
         )
     except ApplicationError as refusal:
-        return _bad_request(request, refusal.detail)
+        return _bad_request(request, refusal)
+    try:
+        hits, more_hits = _message_hits(operator, query, cursor=None, limit=LIST_MESSAGE_HITS)
+    except ApplicationError as refusal:
+        return _bad_request(request, refusal)
     nodes = node_statuses()
     context = {
         "form": form,
+        # Folded on a narrow screen, unless it is all there is to do or it has errors to show.
+        "new_chat_open": form.is_bound or not (page.items or query or archived or request.GET.get("cursor")),
+        "hits": hits,
+        "more_hits": bool(more_hits),
         "page": page,
         "nodes": nodes,
         "agent_suggestions": sorted({agent for node in nodes for agent in node.agents}),
@@ -213,33 +251,152 @@ def chat_list(request: HttpRequest) -> HttpResponse:
 @operator_required
 @require_GET
 def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
+    """The chat: its newest messages (or older ones from ``cursor``, or those around the
+    message ``at``), the composer (prefilled with the operator's message ``edit``), the chat's
+    settings and the operator's recent chats beside it."""
     chat = _chat_or_404(request, chat_id)
+    return _chat_page(request, chat)
+
+
+def _chat_page(
+    request: HttpRequest, chat: Chat, *, settings_form: ChatSettingsForm | None = None, status: int = 200
+) -> HttpResponse:
+    operator = authenticated_operator(request)
     cursor = request.GET.get("cursor") or None
     try:
-        page = keyset_page(
-            message_list_for_console(chat=chat), scope=_older_scope(chat), limit=PAGE_SIZE, cursor=cursor
-        )
+        at = _message_id_param(request, "at")
+        edit = _message_id_param(request, "edit")
+        if at is not None:
+            around = message_list_around(chat=chat, message_id=at, before=AROUND_BEFORE, after=AROUND_AFTER)
+            if around is None:
+                raise Http404("No such message in this chat")
+            items, found_id = around.items, around.found.pk
+            oldest = around.oldest_before
+            next_cursor = encode_cursor(_older_scope(chat), Position(oldest.ts, oldest.pk), "desc") if oldest else None
+        else:
+            page = keyset_page(
+                message_list_for_console(chat=chat), scope=_older_scope(chat), limit=PAGE_SIZE, cursor=cursor
+            )
+            items, found_id, next_cursor = list(reversed(page.items)), None, page.next_cursor
     except ApplicationError as refusal:
-        return _bad_request(request, refusal.detail)
-    items = list(reversed(page.items))
+        return _bad_request(request, refusal)
+    live = cursor is None and at is None
     draft, draft_cookie = _draft_take(request, chat.pk)
-    form = SendForm(initial={"text": draft["text"], "idempotency_key": draft["key"]} if draft else None)
+    initial: dict[str, str] | None = None
+    if draft:
+        initial = {"text": draft["text"], "idempotency_key": draft["key"]}
+    elif edit is not None:
+        text = message_operator_text(chat=chat, message_id=edit)
+        if text is not None:
+            initial = {"text": text, "idempotency_key": uuid.uuid4().hex}
+    node = _node_status(chat)
+    form = settings_form or ChatSettingsForm(chat=chat)
     context = {
         "chat": chat,
+        "archived": chat.archived_at is not None,
         "messages_page": items,
-        "next_cursor": page.next_cursor,
+        "next_cursor": next_cursor,
         # Only the newest page is live: it polls forward from its newest message.
-        "live": cursor is None,
-        "poll_cursor": _poll_cursor(chat, items[-1]) if items and cursor is None else "",
-        "form": form,
-        "node": _node_status(chat),
+        "live": live,
+        "poll_cursor": _poll_cursor(chat, items[-1]) if items and live else "",
+        "found_id": found_id,
+        "last_operator_id": message_last_operator_id(chat=chat),
+        # Every "Ask again" on the page sends as a new message, with a key of its own.
+        "again_key": uuid.uuid4().hex,
+        "form": SendForm(initial=initial),
+        "settings_form": form,
+        "settings_open": form.is_bound,
+        "model_suggestions": node.models if node else (),
+        "node": node,
+        "recent_chats": chat_list_recent(operator=operator),
         "max_length": MESSAGE_TEXT_MAX_LENGTH,
         "strings": _script_strings(),
     }
-    response = render(request, "console/chat_detail.html", context)
+    response = render(request, "console/chat_detail.html", context, status=status)
     if draft_cookie:
         response.delete_cookie(DRAFT_COOKIE_NAME, path=_draft_cookie_path(chat.pk), samesite="Lax")
     return response
+
+
+def _message_id_param(request: HttpRequest, name: str) -> int | None:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return None
+    if not (raw.isdigit() and len(raw) <= 18):
+        raise ApplicationError(f"{name}: a message id.", code="invalid_input")
+    return int(raw)
+
+
+@login_required_back_to_chat
+@operator_role_required
+@require_POST
+def chat_settings_view(request: HttpRequest, chat_id: int) -> HttpResponse:
+    """The settings panel's form: saved through ``chat_change`` (one ``chat.change`` event);
+    a field out of its bounds is shown next to it, a refusal above the page."""
+    chat = _chat_or_404(request, chat_id)
+    form = ChatSettingsForm(request.POST, chat=chat)
+    if not form.is_valid():
+        return _chat_page(request, chat, settings_form=form, status=400)
+    try:
+        chat_change(operator=authenticated_operator(request), chat=chat, changes=form.changes())
+    except ApplicationError as refusal:
+        messages.error(request, _change_refusal_text(refusal))
+        return _chat_page(request, chat, settings_form=form, status=refusal.status)
+    messages.success(request, _("Chat settings saved."))
+    return redirect(_chat_url(chat_id) + "#settings")
+
+
+@operator_required
+@require_GET
+def search_view(request: HttpRequest) -> HttpResponse:
+    """Messages (the operator's and the replies) containing ``q``, newest first, keyset-paged;
+    each opens its chat at that message."""
+    operator = authenticated_operator(request)
+    query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
+    if "\x00" in query:
+        return _bad_request(request, ApplicationError("NUL in the search text.", code="invalid_search"))
+    try:
+        hits, next_cursor = _message_hits(operator, query, cursor=request.GET.get("cursor") or None, limit=PAGE_SIZE)
+    except ApplicationError as refusal:
+        return _bad_request(request, refusal)
+    context = {"query": query, "hits": hits, "next_cursor": next_cursor, "paged": bool(request.GET.get("cursor"))}
+    return render(request, "console/search.html", context)
+
+
+def _message_hits(operator: User, query: str, *, cursor: str | None, limit: int) -> tuple[list[SearchHit], str | None]:
+    if not query:
+        return [], None
+    page = keyset_page(
+        message_search_for_operator(operator=operator, query=query).defer("html", "infer_request", "search_text"),
+        scope=f"console-search:{operator.pk}:{query}",
+        limit=limit,
+        cursor=cursor,
+    )
+    return [SearchHit.of(message, query) for message in page.items], page.next_cursor
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A found message as a result shows it: where the text was found, with some around it."""
+
+    message: Message
+    before: str
+    match: str
+    after: str
+
+    @classmethod
+    def of(cls, message: Message, query: str) -> SearchHit:
+        text = message.text
+        start = text.casefold().find(query.casefold()) if len(text.casefold()) == len(text) else -1
+        if start < 0:
+            return cls(message, "", "", one_line(text, limit=SNIPPET_AFTER, cut=len(text) > SNIPPET_AFTER))
+        end = start + len(query)
+        return cls(
+            message,
+            ("…" if start > SNIPPET_BEFORE else "") + text[max(0, start - SNIPPET_BEFORE) : start],
+            text[start:end],
+            text[end : end + SNIPPET_AFTER] + ("…" if len(text) > end + SNIPPET_AFTER else ""),
+        )
 
 
 @operator_required
@@ -433,7 +590,9 @@ class ConsoleLogoutView(auth_views.LogoutView):
 
 def _refusal_text(refusal: ApplicationError) -> str:
     if isinstance(refusal, MessageDeliveryFailed):
-        return _("The node did not deliver the message. It is kept: press Retry when the node is back.")
+        return failure_reason(refusal.error.failure)
+    if isinstance(refusal, ChatArchived):
+        return _("This chat is archived: restore it to send to it. Your draft is kept.")
     if isinstance(refusal, RateLimited):
         seconds = refusal.extra.get("retry_after", 0)
         return _("Too many sends. You can send again in %(seconds)s s; your draft is kept.") % {"seconds": seconds}

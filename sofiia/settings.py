@@ -400,6 +400,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic fills it; WhiteNoise serves it
 WHITENOISE_USE_FINDERS = DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed names served as immutable (see sofiia.lib.staticfiles).
+    "staticfiles": {"BACKEND": "sofiia.lib.staticfiles.HashedStaticFilesStorage"},
+}
 
 # --- Logging: one JSON object per line on stdout -----------------------------------------
 

@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 
 from django import template
 
+from chats.failures import failure_reason as failure_sentence
 from chats.markdown import PLAIN_SHOWN_MAX_CHARS, one_line, reply_hidden_chars, reply_preview
 from chats.models import Message
 from chats.selectors import CHAT_PREVIEW_LENGTH, message_retryable
+from operators.roles import is_operator
 from sofiia.lib.clock import clock_now
 
 register = template.Library()
@@ -58,3 +60,14 @@ def iso_utc(moment: datetime) -> str:
     """The instant as ISO 8601 UTC to the millisecond: what the console's script shows in the
     operator's zone, and the order in which it places messages (with their ids)."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@register.filter
+def failure_reason(message: Message) -> str:
+    """Why the message was not delivered, in the operator's words."""
+    return failure_sentence(message.failure)
+
+
+@register.filter
+def has_operator_role(user: object) -> bool:
+    return is_operator(user)
