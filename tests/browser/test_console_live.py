@@ -434,3 +434,31 @@ def test_the_chat_page_weighs_under_60_kb(browser, server, alice, nodes):
     ]
     weight = len(page.content) + sum(len(requests.get(url, timeout=10).content) for url in assets)
     assert weight < 60_000, f"the chat page weighs {weight} bytes"
+
+
+# The clipboard as a page sees it, recording what it is given.
+FAKE_CLIPBOARD = """
+window.__copied = [];
+Object.defineProperty(navigator, 'clipboard', {value: {writeText: function (text) {
+  window.__copied.push(text); return Promise.resolve();
+}}});
+"""
+
+
+def test_every_message_can_be_copied_whole(browser, server, alice, nodes):
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": FAKE_CLIPBOARD})
+    chat = new_chat(alice)
+    question = Message.objects.create(
+        chat=chat, role="operator", node="NODA1", status="delivered", text="line one\nline two", operator=alice.user
+    )
+    Message.objects.create(
+        chat=chat, role="agent", node="NODA1", status="delivered", text="the answer", html="<p>the answer</p>",
+        reply_to=question,
+    )  # fmt: skip
+    open_chat(browser, server, alice, chat)
+    buttons = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "li.msg .copy-message"), what="copy buttons")
+    assert len(buttons) == 2
+    for button in buttons:
+        button.click()
+    wait_for(browser, lambda d: len(d.execute_script("return window.__copied")) == 2, what="both copied")
+    assert browser.execute_script("return window.__copied") == ["line one\nline two", "the answer"]

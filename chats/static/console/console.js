@@ -280,20 +280,32 @@
     }
     function atBottom() { return innerHeight + scrollY >= doc.documentElement.scrollHeight - 120; }
     function toBottom() { scrollTo(0, doc.documentElement.scrollHeight); }
+    function copyButton(className, source) {
+      var copy = make("button", className, S.copy);
+      copy.type = "button";
+      copy.addEventListener("click", function () {
+        navigator.clipboard.writeText(source.textContent).then(function () {
+          copy.textContent = S.copied;
+          setTimeout(function () { copy.textContent = S.copy; }, 1500);
+        });
+      });
+      return copy;
+    }
+    // Copy buttons exist only where the script can copy: on code blocks and on every message.
     function decorate(root) {
       localTimes(root);
+      if (!navigator.clipboard) return;
       each(root, ".code", function (block) {
         var pre = block.querySelector("pre");
-        if (block.querySelector(".copy") || !navigator.clipboard) return;
-        var copy = make("button", "copy", S.copy);
-        copy.type = "button";
-        copy.addEventListener("click", function () {
-          navigator.clipboard.writeText(pre.textContent).then(function () {
-            copy.textContent = S.copied;
-            setTimeout(function () { copy.textContent = S.copy; }, 1500);
-          });
-        });
-        block.insertBefore(copy, pre);
+        if (!block.querySelector(".copy")) block.insertBefore(copyButton("copy", pre), pre);
+      });
+      var items = root.matches && root.matches("li.msg") ? [root] : root.querySelectorAll("li.msg");
+      Array.prototype.forEach.call(items, function (item) {
+        var text = item.querySelector(".text");
+        if (!text || item.querySelector(".copy-message")) return;
+        var actions = item.querySelector(".msg-actions");
+        if (!actions) { actions = make("div", "msg-actions"); text.after(actions); }
+        actions.prepend(copyButton("copy-message", text));
       });
     }
     // Messages sort by (time, id), as the server orders them; then each reply goes right after
