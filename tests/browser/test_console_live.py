@@ -462,3 +462,19 @@ def test_every_message_can_be_copied_whole(browser, server, alice, nodes):
         button.click()
     wait_for(browser, lambda d: len(d.execute_script("return window.__copied")) == 2, what="both copied")
     assert browser.execute_script("return window.__copied") == ["line one\nline two", "the answer"]
+
+
+def test_edit_and_resend_fills_the_composer_even_over_a_kept_draft(browser, server, alice, nodes):
+    chat = new_chat(alice)
+    open_chat(browser, server, alice, chat)
+    composer(browser).send_keys("first question")
+    composer(browser).send_keys(Keys.ENTER)
+    wait_for(browser, lambda d: Message.objects.filter(chat=chat, role="agent").exists(), what="the reply")
+    composer(browser).send_keys("a draft kept in this browser")
+    question = Message.objects.get(chat=chat, role="operator")
+    browser.get(f"{server.base}/console/chats/{chat.pk}/?edit={question.pk}#composer")
+    wait_for(browser, lambda d: composer(d).get_attribute("value") == "first question", what="the message to edit")
+    composer(browser).send_keys(" (again)")
+    composer(browser).send_keys(Keys.ENTER)
+    wait_for(browser, lambda d: Message.objects.filter(chat=chat, role="operator").count() == 2, what="the resend")
+    assert Message.objects.filter(chat=chat, role="operator").latest("id").text == "first question (again)"

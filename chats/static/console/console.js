@@ -234,8 +234,9 @@
     var cursor = form.dataset.cursor, live = form.dataset.live === "1", readUpTo = null;
     var blockedUntil = 0, downWarned = false, missing = [], notice = "";
     var draft = load(DRAFT + where), outbox = load(OUTBOX + where) || [];
-    if (!draft || typeof draft.text !== "string" || !draft.key) {
-      // Nothing kept in this browser: the form as rendered (with a draft the server kept).
+    if (!draft || typeof draft.text !== "string" || !draft.key || /[?&]edit=/.test(location.search)) {
+      // Nothing kept in this browser, or "Edit and resend" asked for the message the server
+      // put in the form: the form as rendered (with a draft the server kept).
       draft = { text: box.value, key: keyField.value || newKey(), tried: false };
     }
 
