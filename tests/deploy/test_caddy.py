@@ -94,7 +94,9 @@ def test_the_caddyfile_is_valid_for_caddy(tmp_path):
 
 @pytest.mark.live
 def test_requests_are_spread_over_both_consoles_and_survive_one_going_away(live_console):
-    a, b = live_console(workers=1), live_console(workers=1)
+    # Caddy forwards from this host: the consoles trust it, so the client's X-Request-ID goes through.
+    behind_caddy = {"SOFIIA_TRUSTED_PROXIES": "127.0.0.1"}
+    a, b = live_console(workers=1, **behind_caddy), live_console(workers=1, **behind_caddy)
     with caddy([a, b]) as base:
         ids = [uuid.uuid4().hex for _ in range(8)]
         for request_id in ids:
