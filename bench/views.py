@@ -1,8 +1,9 @@
 """Benchmark-only endpoints, served by ``bench.wsgi`` beside the real ones.
 
 ``bare_send`` does what a send must do at the least — authenticate the token, find the
-operator's chat, store the operator message, call the node through the same client, store
-the reply and mark the message delivered, answer the same JSON — with none of the
+operator's chat, store the operator message with what it asks (the chat's settings and the
+earlier exchanges), call the node with that conversation through the same client, store the
+reply rendered and mark the message delivered, answer the same JSON — with none of the
 guarantees: no idempotency cache, no rate limits, no audit chain, no middleware at all
 (``bench.wsgi`` serves it without any), so no access log and no metrics. Row 1 of the
 benchmark compares the real send with it.
@@ -23,6 +24,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chats.conversation import infer_body, infer_request_snapshot
+from chats.markdown import reply_html
 from chats.models import Chat, Message
 from chats.selectors import chat_get_for_operator, message_list_for_chat
 from chats.serializers import MessageOutputSerializer
@@ -41,6 +44,7 @@ def bare_send(request: HttpRequest, chat_id: int) -> JsonResponse:
     chat = Chat.objects.get(pk=chat_id, owner=operator)
     text = json.loads(request.body)["text"]
     now = clock_now()
+    snapshot = infer_request_snapshot(chat=chat, message=Message(chat=chat, ts=now))
     message = Message.objects.create(
         chat=chat,
         role=Message.Role.OPERATOR,
@@ -52,23 +56,31 @@ def bare_send(request: HttpRequest, chat_id: int) -> JsonResponse:
         idempotency_key=request.headers.get("Idempotency-Key") or uuid.uuid4().hex,
         attempts=1,
         delivery_started_at=now,
+        infer_request=snapshot,
     )
+    body = infer_body(message=message, snapshot=snapshot)
     db_connections_release()
-    result = infer(node=chat.node, agent=chat.agent, body={"prompt": text})
+    result = infer(node=chat.node, agent=chat.agent, body=body)
+    html = reply_html(result.response)
     with transaction.atomic():
         reply = Message.objects.create(
             chat=chat,
             role=Message.Role.AGENT,
             text=result.response,
+            html=html,
             ts=clock_now(),
             node=chat.node,
             status=Message.Status.DELIVERED,
             reply_to=message,
+            model=result.model,
+            backend=result.backend,
+            tokens_used=result.tokens_used,
+            latency_ms=result.latency_ms,
         )
         Message.objects.filter(pk=message.pk).update(status=Message.Status.DELIVERED)
     message.status = Message.Status.DELIVERED
-    body = {"operator_message": MessageOutputSerializer(message).data, "reply": MessageOutputSerializer(reply).data}
-    return JsonResponse(body, status=201)
+    answer = {"operator_message": MessageOutputSerializer(message).data, "reply": MessageOutputSerializer(reply).data}
+    return JsonResponse(answer, status=201)
 
 
 class MessagesByOffset(APIView):
