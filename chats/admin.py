@@ -79,7 +79,7 @@ USAGE_CSV_FIELDS = ("day", "operator", "node", "model", "sends", "tokens")
 
 
 class UsageRangeError(ValueError):
-    pass
+    """A usage date range the view refuses (bad dates, reversed, or too long): a 400."""
 
 
 def _usage_range(request: HttpRequest) -> tuple[date, date]:
