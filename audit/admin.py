@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction, AuditOutcome
 from audit.chain import format_ts
-from audit.content import bounded_query, has_unstorable_text
+from audit.content import bounded_query
 from audit.models import AuditEvent
 from audit.services import (
     AuditReadLimited,
@@ -36,6 +36,7 @@ from audit.services import (
     audit_record,
 )
 from sofiia.lib.errors import DEPENDENCY_RETRY_AFTER_SECONDS, is_database_outage
+from sofiia.lib.text import is_storable
 
 EVENT_FIELDS = (
     "id", "ts", "actor", "action", "outcome", "target_type", "target_id", "chat_id",
@@ -154,9 +155,7 @@ def _admin_read_refusal(request: HttpRequest) -> TemplateResponse | None:
     A query the trail could not even be searched with (NUL in a filter or the search) is a
     400; over ``SOFIIA_RATE_LIMIT_AUDIT_READ`` per user or client address, a 429.
     """
-    if any(
-        has_unstorable_text(name) or any(has_unstorable_text(v) for v in values) for name, values in request.GET.lists()
-    ):
+    if any(not is_storable(name) or any(not is_storable(v) for v in values) for name, values in request.GET.lists()):
         return _refused(request, 400, "Bad request", "The search or a filter holds characters no event can contain.")
     try:
         audit_read_admit(reader=f"user:{request.user.pk}")

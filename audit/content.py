@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import QueryDict
+
+from sofiia.lib.text import escape_unstorable
 
 # A string value in details keeps this many characters; the rest is replaced by a marker.
 MAX_STRING_CHARS = 1000
@@ -31,26 +32,11 @@ MAX_DETAILS_CHARS = 16_000
 MAX_QUERY_CHARS = 1000
 MAX_QUERY_VALUE_CHARS = 200
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
-
-
-def storable_text(value: str) -> str:
-    """``value`` with NUL and lone surrogates written out as ``\\uXXXX`` escapes."""
-    return _UNSTORABLE.sub(_escape, value)
-
-
-def has_unstorable_text(value: str) -> bool:
-    return _UNSTORABLE.search(value) is not None
-
 
 def bounded_text(value: str, *, limit: int = MAX_STRING_CHARS) -> str:
     """``value`` made storable and cut to at most ``limit`` characters, the cut marked with
     the original length."""
-    text = storable_text(value)
+    text = escape_unstorable(value)
     if len(text) <= limit:
         return text
     marker = f"…[cut: {len(value):,} chars]"

@@ -5,14 +5,13 @@ not a timeout per read), a cap on the bytes of the answer, and never follows a r
 answer must be a 200 carrying UTF-8 JSON, and anything else — a 3xx, another status, a
 broken connection, too many bytes, bytes that are not UTF-8, JSON that does not parse or is
 nested too deep for the parser — is a :class:`~nodes.errors.NodeError` of its own ``kind``.
-What the JSON must contain is the caller's business; :func:`storable_text` tells whether
+What the JSON must contain is the caller's business; :func:`sofiia.lib.text.is_storable` tells whether
 a string a node sent can be stored as it is.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
 
@@ -25,13 +24,6 @@ from nodes.transport import call_deadline, http_session, request_id_headers
 
 _CONNECT_TIMEOUT = 3.05
 _READ_CHUNK = 65536
-# NUL (PostgreSQL text refuses it) and UTF-16 surrogates (no UTF-8 encoding exists for one).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def storable_text(value: str) -> bool:
-    """Whether ``value`` can be stored and encoded as it is: no NUL, no lone surrogate."""
-    return _UNSTORABLE.search(value) is None
 
 
 def max_response_bytes() -> int:

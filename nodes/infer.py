@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from nodes.client import max_response_bytes, node_call, storable_text
+from nodes.client import max_response_bytes, node_call
 from nodes.errors import NodeBusy, NodeError, NodeTimeout, NodeUnavailable
 from nodes.metrics import INFER_DURATION, INFER_REQUESTS, NODE_TOKENS
 from nodes.registry import node_exists, node_label, node_model_label, node_url
@@ -41,6 +41,7 @@ __all__ = [
     "infer",
     "infer_body_bytes",
 ]
+from sofiia.lib.text import is_storable
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def _name(node: str, body: dict[str, Any], field: str) -> str | None:
         raise NodeUnavailable(node, "bad_response", f'"{field}" must be a string or null')
     if len(value) > MAX_NAME_LENGTH:
         raise NodeUnavailable(node, "out_of_range", f'"{field}" is over {MAX_NAME_LENGTH} characters')
-    if not storable_text(value):
+    if not is_storable(value):
         raise NodeUnavailable(node, "unstorable_text", f'"{field}" holds NUL or a lone surrogate')
     return value
 
@@ -81,7 +82,7 @@ def _name(node: str, body: dict[str, Any], field: str) -> str | None:
 def _parse_result(node: str, body: Any, latency_ms: int) -> InferResult:
     if not isinstance(body, dict) or not isinstance(body.get("response"), str):
         raise NodeUnavailable(node, "bad_response", 'answer JSON has no string "response"')
-    if not storable_text(body["response"]):
+    if not is_storable(body["response"]):
         raise NodeUnavailable(node, "unstorable_text", '"response" holds NUL or a lone surrogate')
     model, backend = _name(node, body, "model"), _name(node, body, "backend")
     tokens = body.get("tokens_used")

@@ -29,10 +29,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from nodes.client import node_call, node_fetch, parse_json, storable_text
+from nodes.client import node_call, node_fetch, parse_json
 from nodes.errors import NodeError
 from sofiia.lib.clock import clock_now
 from sofiia.lib.request_id import current_request_id
+from sofiia.lib.text import is_storable
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def listed_models(body: object) -> tuple[str, ...]:
     if not isinstance(listed, list):
         return ()
     ids = (item.get("id") if isinstance(item, dict) else None for item in listed[:MAX_NODE_MODELS])
-    valid = (i for i in ids if isinstance(i, str) and 0 < len(i) <= MAX_MODEL_ID_LENGTH and storable_text(i))
+    valid = (i for i in ids if isinstance(i, str) and 0 < len(i) <= MAX_MODEL_ID_LENGTH and is_storable(i))
     return tuple(dict.fromkeys(valid))
 
 
