@@ -55,6 +55,7 @@ from sofiia.lib.openapi import (
 )
 from sofiia.lib.pagination import keyset_page, parse_limit
 from sofiia.lib.parsers import JSONParser
+from sofiia.lib.text import is_storable
 
 # A write within a quota: its 503s.
 QUOTA_DEPENDENCY_UNAVAILABLE = error_response(
@@ -82,7 +83,7 @@ def parse_search_query(raw: str | None, *, required: bool) -> str:
     """``q``: 1 to 200 characters (``""`` when absent and not required)."""
     if raw is None and not required:
         return ""
-    if raw is None or not 1 <= len(raw) <= SEARCH_MAX_LENGTH or "\x00" in raw:
+    if raw is None or not 1 <= len(raw) <= SEARCH_MAX_LENGTH or not is_storable(raw):
         raise ApplicationError(
             f"q must be 1 to {SEARCH_MAX_LENGTH} characters.",
             code="invalid_input",

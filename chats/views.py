@@ -33,6 +33,7 @@ from chats.failures import failure_reason
 from chats.forms import ChatArchiveForm, ChatCreateForm, ChatRenameForm, ChatSettingsForm, SendForm
 from chats.markdown import one_line
 from chats.models import MESSAGE_TEXT_MAX_LENGTH, Chat, Message
+from chats.search import SEARCH_MAX_LENGTH
 from chats.selectors import (
     chat_get_for_operator,
     chat_list_for_console,
@@ -57,6 +58,7 @@ from operators.auth import authenticated_operator, operator_required, operator_r
 from sofiia.lib.clock import clock_now
 from sofiia.lib.errors import ApplicationError
 from sofiia.lib.pagination import Position, decode_cursor, encode_cursor, keyset_page
+from sofiia.lib.text import is_storable
 
 PAGE_SIZE = 50
 # A chat opened at a found message shows this many messages before it and after it.
@@ -67,7 +69,6 @@ LIST_MESSAGE_HITS = 5
 # A search result shows this many characters before the text found and after it.
 SNIPPET_BEFORE = 60
 SNIPPET_AFTER = 140
-SEARCH_MAX_LENGTH = 200
 # A message is stored with its timestamp a moment before its transaction commits, so a
 # poll can see a newer message before an older one appears. Each poll sends the ids of the
 # messages this far before its cursor, and the script asks for any it misses by id: nothing
@@ -182,6 +183,15 @@ def login_required_back_to_chat(view: ViewFunc) -> ViewFunc:
     return wrapper
 
 
+def _search_text(request: HttpRequest) -> str:
+    """The console's search box (``q``): trimmed to what a search takes, and refused with a 400
+    when it holds a character no stored text can (a NUL would fail the query itself)."""
+    query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
+    if not is_storable(query):
+        raise ApplicationError("NUL in the search text.", code="invalid_search")
+    return query
+
+
 def _bad_request(request: HttpRequest, refusal: ApplicationError) -> HttpResponse:
     """The console's 400 page, explaining the refusal in the page's language (the API's
     English detail would be all that is not translated on it)."""
@@ -214,9 +224,9 @@ def chat_list(request: HttpRequest) -> HttpResponse:
             form.add_error("node", exc.detail)
         else:
             return redirect("console:chat-detail", chat_id=chat.pk)
-    query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
     archived = request.GET.get("archived") == "1"
     try:
+        query = _search_text(request)
         page = keyset_page(
             chat_list_for_console(operator=operator, query=query, archived=archived),
             scope=f"console-chats:{operator.pk}:{int(archived)}:{query}",
@@ -352,10 +362,8 @@ def search_view(request: HttpRequest) -> HttpResponse:
     """Messages (the operator's and the replies) containing ``q``, newest first, keyset-paged;
     each opens its chat at that message."""
     operator = authenticated_operator(request)
-    query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
-    if "\x00" in query:
-        return _bad_request(request, ApplicationError("NUL in the search text.", code="invalid_search"))
     try:
+        query = _search_text(request)
         hits, next_cursor = _message_hits(operator, query, cursor=request.GET.get("cursor") or None, limit=PAGE_SIZE)
     except ApplicationError as refusal:
         return _bad_request(request, refusal)

@@ -333,3 +333,11 @@ def test_no_console_template_has_an_inline_style_or_handler():
         text = template.read_text()
         assert re.search(r"\sstyle=", text) is None, template
         assert re.search(r"\son[a-z]+=", text) is None, template
+
+
+@pytest.mark.parametrize("path", ["/console/?q=a%00b", "/console/search/?q=a%00b", "/console/search/?q=%00"])
+def test_a_search_text_with_a_nul_is_a_400_on_every_console_search(alice, console, path):
+    alice.new_chat(title="a chat")
+    response = console.get(path)
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
